@@ -1,0 +1,256 @@
+// Save/load throughput of ckptio on a synthetic training state.
+//
+// All ranks build S bytes of F32 tensors (row blocks of T tensors), save them collectively
+// with CheckpointIO::save and load them back, in the same layout and optionally in the row
+// decomposition of another rank count (resharding). Every measurement is printed as one
+// JSON line on standard output; every load is checked against the pattern (outside the
+// timed region) and a wrong byte aborts the job.
+//
+//   mpiexec -n 4 ckptio_bench_save_load --dir DIR --bytes 2GiB --repeats 3 --reshard-ranks 3
+
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ckptio/ckptio.hpp"
+#include "page_cache.hpp"
+#include "pattern.hpp"
+#include "synthetic_state.hpp"
+
+namespace fs = std::filesystem;
+using namespace ckptio_bench;
+
+namespace {
+
+struct BenchOptions {
+  std::uint64_t bytes = std::uint64_t{2} << 30;
+  int tensors = 20;
+  std::int64_t columns = 1024;
+  fs::path dir;
+  int repeats = 1;
+  int reshard_ranks = 0;
+  bool keep_cache = false;
+  double settle_seconds = 0;
+};
+
+// Rank and size of the job, and where the JSON lines go.
+struct Job {
+  MPI_Comm comm = MPI_COMM_WORLD;
+  int rank = 0;
+  int size = 1;
+  bool is_root() const { return rank == 0; }
+};
+
+// Collective. The longest time any rank spent in `operation`, which starts on all ranks
+// together (barrier): the time the whole job waited for it.
+template <typename Operation>
+double time_collective(const Job& job, Operation&& operation) {
+  MPI_Barrier(job.comm);
+  const double start = MPI_Wtime();
+  operation();
+  double elapsed = MPI_Wtime() - start;
+  MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  return elapsed;
+}
+
+nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, int layout_ranks,
+                                   const Workload& workload, double seconds) {
+  nlohmann::ordered_json record;
+  record["bench"] = "save_load";
+  record["op"] = op;
+  record["repeat"] = repeat;
+  record["ranks"] = job.size;
+  record["layout_ranks"] = layout_ranks;
+  record["tensors"] = workload.tensor_count();
+  record["bytes"] = workload.total_bytes();
+  record["seconds"] = seconds;
+  record["gbps"] = static_cast<double>(workload.total_bytes()) / seconds / 1e9;
+  return record;
+}
+
+void print(const Job& job, const nlohmann::ordered_json& record) {
+  if (job.is_root()) std::cout << record.dump() << std::endl;
+}
+
+// Collective. Throws on every rank when any rank's blocks differ from the pattern, after
+// every rank with a wrong block has said where.
+void verify_loaded(const Job& job, const Workload& workload, const std::vector<LocalBlock>& blocks, const char* op) {
+  PatternCheck rank_check;
+  for (const LocalBlock& block : blocks) {
+    PatternCheck check = check_pattern(workload, block);
+    if (check.mismatches > 0 && rank_check.mismatches == 0) rank_check.first_mismatch = check.first_mismatch;
+    rank_check.mismatches += check.mismatches;
+  }
+  if (rank_check.mismatches > 0) {
+    std::cerr << "[save_load_bench] [rank " << job.rank << "] " << op << ": " << rank_check.mismatches
+              << " wrong elements; first: " << rank_check.first_mismatch << std::endl;
+  }
+  std::uint64_t total = rank_check.mismatches;
+  MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_UINT64_T, MPI_SUM, job.comm);
+  if (total > 0) {
+    throw std::runtime_error(std::string(op) + " restored " + std::to_string(total) +
+                             " elements wrongly (see the per-rank messages above)");
+  }
+}
+
+// Collective. Drops the page cache unless told not to; says once when it could not.
+bool prepare_cold_read(const Job& job, const BenchOptions& options) {
+  if (options.keep_cache) return false;
+  const CacheDrop drop = drop_page_cache(job.comm);
+  static bool warned = false;
+  if (!drop.dropped && job.is_root() && !warned) {
+    std::cerr << "[save_load_bench] warning: could not drop the page cache (" << drop.why_not
+              << "); load figures may measure memory copies, not storage" << std::endl;
+    warned = true;
+  }
+  return drop.dropped;
+}
+
+// Collective. Loads `path` into blocks laid out as `layout_ranks` row blocks per tensor,
+// prints the measurement and checks the data.
+void measure_load(const Job& job, const BenchOptions& options, const Workload& workload, ckptio::CheckpointIO& io,
+                  const fs::path& path, const char* op, int layout_ranks, int repeat, std::int64_t global_step) {
+  std::vector<LocalBlock> blocks = take_blocks(workload, layout_ranks, job.rank, job.size);
+  // Also faults the pages in, so that the timed load does not pay for page faults.
+  for (LocalBlock& block : blocks) poison(block);
+  const ckptio::Snapshot targets = make_snapshot(workload, blocks, 0);
+  const bool cache_dropped = prepare_cold_read(job, options);
+
+  ckptio::LoadResult result;
+  const double seconds = time_collective(job, [&] { result = io.load(path, targets); });
+
+  nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds);
+  record["cache_dropped"] = cache_dropped;
+  print(job, record);
+  verify_loaded(job, workload, blocks, op);
+  if (result.running.global_step != global_step) {
+    throw std::runtime_error(std::string(op) + " returned global_step " + std::to_string(result.running.global_step) +
+                             ", saved " + std::to_string(global_step));
+  }
+}
+
+// Collective. One save into a fresh root, then the loads from it; removes the root after.
+void run_repeat(const Job& job, const BenchOptions& options, const Workload& workload, const ckptio::Snapshot& snapshot,
+                int repeat) {
+  const fs::path root = options.dir / ("save_load_bench." + std::to_string(repeat));
+  if (job.is_root()) fs::remove_all(root);
+  MPI_Barrier(job.comm);
+  {
+    ckptio::CheckpointIO io(job.comm, root);
+    // Earlier writes (the previous repeat's file, its removal) must not be flushed on our clock.
+    flush_dirty_pages(job.comm);
+    // Under a hypervisor that takes back freed guest memory (virtio-balloon free page
+    // reporting), writing into memory freed a moment ago is several times faster than into
+    // memory returned to the host; waiting puts every timed write in the same, slow state.
+    std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+    fs::path path;
+    const double seconds = time_collective(job, [&] { path = io.save(snapshot); });
+    nlohmann::ordered_json record = measurement("save", repeat, job, job.size, workload, seconds);
+    if (job.is_root()) record["file_bytes"] = fs::file_size(path);
+    print(job, record);
+
+    const std::int64_t global_step = snapshot.running.global_step;
+    measure_load(job, options, workload, io, path, "load", job.size, repeat, global_step);
+    if (options.reshard_ranks > 0) {
+      measure_load(job, options, workload, io, path, "load_resharded", options.reshard_ranks, repeat, global_step);
+    }
+  }
+  MPI_Barrier(job.comm);
+  if (job.is_root()) fs::remove_all(root);
+  MPI_Barrier(job.comm);
+}
+
+// Parses the command line on every rank. Returns the exit code to leave with, or -1 to run.
+int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) {
+  CLI::App app{"ckptio save/load throughput on a synthetic state of F32 tensors split in row blocks"};
+  app.add_option("--bytes", options.bytes, "total bytes of tensor data (e.g. 2GiB, 128MiB, 4096)")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
+  app.add_option("--tensors", options.tensors, "number of tensors")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--columns", options.columns, "F32 columns per tensor row")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--dir", options.dir, "folder on the filesystem to measure; each repeat uses a fresh root in it")
+      ->required();
+  app.add_option("--repeats", options.repeats, "save+load rounds, each into a fresh root")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--reshard-ranks", options.reshard_ranks,
+                 "also load in the row decomposition of K ranks (K <= ranks; blocks dealt round robin); 0: no")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_flag("--keep-cache", options.keep_cache, "do not drop the page cache before loads (measures warm loads)");
+  app.add_option("--settle", options.settle_seconds,
+                 "seconds to wait before each timed save, so that freed memory has settled (see PERFORMANCE.md)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (job.is_root()) return app.exit(e);
+    return e.get_exit_code();
+  }
+  if (options.reshard_ranks > job.size) {
+    if (job.is_root()) {
+      std::cerr << "--reshard-ranks " << options.reshard_ranks << " exceeds the " << job.size
+                << " ranks: a rank holds one piece per tensor, so it cannot take several blocks of one tensor\n";
+    }
+    return 2;
+  }
+  return -1;
+}
+
+int run(int argc, char** argv) {
+  Job job;
+  MPI_Comm_rank(job.comm, &job.rank);
+  MPI_Comm_size(job.comm, &job.size);
+  BenchOptions options;
+  if (const int code = parse_options(argc, argv, job, options); code >= 0) return code;
+
+  Workload workload;
+  try {
+    workload = make_workload(options.bytes, options.tensors, options.columns, job.size);
+  } catch (const std::invalid_argument& e) {
+    // Every rank reached the same verdict from the same arguments: say it once.
+    if (job.is_root()) std::cerr << e.what() << "\n";
+    return 2;
+  }
+  if (job.is_root()) fs::create_directories(options.dir);
+  MPI_Barrier(job.comm);
+
+  std::vector<LocalBlock> blocks = take_blocks(workload, job.size, job.rank, job.size);
+  for (LocalBlock& block : blocks) fill_pattern(workload, block);
+  for (int repeat = 0; repeat < options.repeats; ++repeat) {
+    const ckptio::Snapshot snapshot = make_snapshot(workload, blocks, repeat + 1);
+    run_repeat(job, options, workload, snapshot, repeat);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The library may run its I/O on a thread of its own; ask for the level that allows it.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int code = 0;
+  try {
+    code = run(argc, argv);
+  } catch (const std::exception& e) {
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    std::cerr << "[save_load_bench] [rank " << rank << "] error: " << e.what() << std::endl;
+    // The failure may be this rank's alone; abort rather than leave the others waiting.
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Finalize();
+  return code;
+}

@@ -1,0 +1,96 @@
+#include "synthetic_state.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+
+#include "ckptio/shard.hpp"
+#include "ckptio/state_dict.hpp"
+
+namespace ckptio_bench {
+
+namespace {
+constexpr std::uint64_t kElementBytes = sizeof(float);
+constexpr int kGroupCount = 3;
+}  // namespace
+
+std::uint64_t Workload::total_bytes() const {
+  std::uint64_t total = 0;
+  for (std::int64_t r : rows)
+    total += static_cast<std::uint64_t>(r) * static_cast<std::uint64_t>(columns) * kElementBytes;
+  return total;
+}
+
+const char* Workload::group_of(int tensor) { return ckptio::kGroupNames[tensor % kGroupCount]; }
+
+std::string Workload::name_of(int tensor) { return "blocks." + std::to_string(tensor) + ".weight"; }
+
+Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, std::int64_t min_rows) {
+  if (tensors < 1) throw std::invalid_argument("--tensors must be at least 1");
+  if (columns < 1) throw std::invalid_argument("--columns must be at least 1");
+  const std::uint64_t row_bytes = static_cast<std::uint64_t>(columns) * kElementBytes;
+  if (bytes == 0 || bytes % row_bytes != 0) {
+    throw std::invalid_argument("--bytes (" + std::to_string(bytes) +
+                                ") must be a positive multiple of the row size (" + std::to_string(row_bytes) +
+                                " bytes = --columns x 4)");
+  }
+  const auto total_rows = static_cast<std::int64_t>(bytes / row_bytes);
+  Workload workload;
+  workload.columns = columns;
+  for (int t = 0; t < tensors; ++t) workload.rows.push_back(row_block(total_rows, tensors, t).count);
+  if (workload.rows.back() < min_rows) {
+    throw std::invalid_argument("--bytes is too small: tensors of " + std::to_string(workload.rows.back()) +
+                                " rows cannot be split into " + std::to_string(min_rows) + " row blocks");
+  }
+  return workload;
+}
+
+RowBlock row_block(std::int64_t rows, int parts, int part) {
+  const std::int64_t base = rows / parts;
+  const std::int64_t extra = rows % parts;
+  const std::int64_t begin = part * base + std::min<std::int64_t>(part, extra);
+  return RowBlock{begin, base + (part < extra ? 1 : 0)};
+}
+
+std::vector<LocalBlock> take_blocks(const Workload& workload, int parts, int rank, int world_size) {
+  if (parts < 1 || parts > world_size) {
+    throw std::invalid_argument("a layout of " + std::to_string(parts) + " row blocks needs 1.." +
+                                std::to_string(world_size) + " blocks on " + std::to_string(world_size) + " ranks");
+  }
+  std::vector<LocalBlock> blocks;
+  for (int t = 0; t < workload.tensor_count(); ++t) {
+    for (int p = 0; p < parts; ++p) {
+      if ((static_cast<std::int64_t>(t) * parts + p) % world_size != rank) continue;
+      LocalBlock block;
+      block.tensor = t;
+      block.rows = row_block(workload.rows[t], parts, p);
+      block.elements = static_cast<std::size_t>(block.rows.count * workload.columns);
+      block.data = std::make_unique_for_overwrite<float[]>(block.elements);
+      blocks.push_back(std::move(block));
+    }
+  }
+  return blocks;
+}
+
+ckptio::Snapshot make_snapshot(const Workload& workload, std::vector<LocalBlock>& blocks, std::int64_t global_step) {
+  ckptio::Snapshot snapshot;
+  auto group = [&snapshot](const char* name) -> std::optional<ckptio::StateDict>& {
+    const std::string_view n(name);
+    return n == "model" ? snapshot.model : n == "optimizer" ? snapshot.optimizer : snapshot.ema;
+  };
+  for (int t = 0; t < std::min(workload.tensor_count(), kGroupCount); ++t) group(Workload::group_of(t)).emplace();
+  for (LocalBlock& block : blocks) {
+    const ckptio::Shape shape{workload.rows[block.tensor], workload.columns};
+    group(Workload::group_of(block.tensor))
+        ->add(Workload::name_of(block.tensor),
+              ckptio::TensorShard::block(block.data.get(), ckptio::DType::F32, shape, {block.rows.begin, 0},
+                                         {block.rows.count, workload.columns}));
+  }
+  snapshot.running.epoch = 0;
+  snapshot.running.step = global_step;
+  snapshot.running.global_step = global_step;
+  return snapshot;
+}
+
+}  // namespace ckptio_bench

@@ -1,0 +1,64 @@
+// The benchmark's synthetic training state: a few large two-dimensional F32 tensors, spread
+// over the model / optimizer / ema groups, whose rows are split into blocks across ranks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ckptio/snapshot.hpp"
+
+namespace ckptio_bench {
+
+// The global shapes of the synthetic tensors: every tensor has `columns` F32 columns; the
+// rows are shared out as evenly as possible so that the tensors together hold exactly the
+// requested byte count.
+struct Workload {
+  std::int64_t columns = 0;
+  std::vector<std::int64_t> rows;  // one entry per tensor
+
+  int tensor_count() const { return static_cast<int>(rows.size()); }
+  std::uint64_t total_bytes() const;
+  // The group a tensor belongs to ("model", "optimizer" or "ema"), taken in turn so that
+  // every group is exercised.
+  static const char* group_of(int tensor);
+  static std::string name_of(int tensor);
+};
+
+// Throws std::invalid_argument unless `bytes` is a whole number of rows of `columns` F32
+// values and every tensor gets at least `min_rows` rows (one per rank that holds a block).
+Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, std::int64_t min_rows);
+
+struct RowBlock {
+  std::int64_t begin = 0;
+  std::int64_t count = 0;
+};
+
+// Block `part` of `parts` contiguous row blocks of near-equal size covering `rows` rows; the
+// first `rows % parts` blocks get one extra row.
+RowBlock row_block(std::int64_t rows, int parts, int part);
+
+// One row block of one tensor that this rank holds, with the memory behind it.
+struct LocalBlock {
+  int tensor = 0;
+  RowBlock rows;
+  std::size_t elements = 0;
+  std::unique_ptr<float[]> data;  // allocated, not initialised
+};
+
+// The blocks this rank holds when every tensor is split into `parts` row blocks and all
+// blocks, tensor after tensor, are dealt to the ranks round robin: block p of tensor t goes
+// to rank (t * parts + p) % world_size. With parts == world_size rank r holds block r of
+// every tensor (the usual tensor-parallel layout). With fewer parts than ranks a rank holds
+// at most one block per tensor, and the idle rank changes from tensor to tensor so that the
+// reading work stays balanced. Requires 1 <= parts <= world_size (a StateDict holds one
+// piece per tensor).
+std::vector<LocalBlock> take_blocks(const Workload& workload, int parts, int rank, int world_size);
+
+// A snapshot whose groups view `blocks` (every group of the workload is present on every
+// rank, empty where this rank holds nothing of it). The blocks must outlive the snapshot.
+ckptio::Snapshot make_snapshot(const Workload& workload, std::vector<LocalBlock>& blocks, std::int64_t global_step);
+
+}  // namespace ckptio_bench

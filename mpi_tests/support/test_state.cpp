@@ -1,0 +1,41 @@
+#include "support/test_state.hpp"
+
+namespace ckptio::test {
+namespace {
+
+std::optional<StateDict>& group_of(Snapshot& s, const std::string& group) {
+  if (group == "model") return s.model;
+  if (group == "optimizer") return s.optimizer;
+  return s.ema;
+}
+
+}  // namespace
+
+TestState::TestState(const std::vector<TensorSpec>& specs, int rank, int ranks) : specs_(specs) {
+  for (const auto& spec : specs) {
+    auto& dict = group_of(snapshot_, spec.group);
+    if (!dict) dict.emplace();
+    storage_.emplace_back();
+    dict->add(spec.name, make_shard(storage_.back(), spec.dtype, spec.shape, spec.layout, rank, ranks));
+  }
+}
+
+void TestState::fill() {
+  for (const auto& spec : specs_)
+    fill_pattern(*group_of(snapshot_, spec.group)->find(spec.name), seed_for(spec.group + "/" + spec.name));
+}
+
+void TestState::poison() {
+  for (const auto& spec : specs_) test::poison(*group_of(snapshot_, spec.group)->find(spec.name));
+}
+
+std::string TestState::check() const {
+  for (const auto& spec : specs_) {
+    const auto& dict = snapshot_.group(spec.group);
+    const std::string problem = check_pattern(*dict->find(spec.name), seed_for(spec.group + "/" + spec.name));
+    if (!problem.empty()) return spec.group + "/" + spec.name + ": " + problem;
+  }
+  return {};
+}
+
+}  // namespace ckptio::test

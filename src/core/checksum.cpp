@@ -1,0 +1,34 @@
+#include "core/checksum.hpp"
+
+#include <cstdio>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace ckptio::detail {
+
+std::uint64_t xxh3_64(const void* data, std::size_t bytes) noexcept { return XXH3_64bits(data, bytes); }
+
+std::string to_hex64(std::uint64_t value) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+std::optional<std::uint64_t> from_hex64(std::string_view text) noexcept {
+  if (text.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : text) {
+    int d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return std::nullopt;
+    v = (v << 4) | static_cast<unsigned>(d);
+  }
+  return v;
+}
+
+}  // namespace ckptio::detail

@@ -1,0 +1,57 @@
+#include "core/fault.hpp"
+
+#include <unistd.h>
+#include <csignal>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "ckptio/error.hpp"
+#include "core/log.hpp"
+
+namespace ckptio::detail {
+namespace {
+
+struct FaultSpec {
+  std::string point;
+  int rank = -1;  // -1: every rank
+  int nth = 0;    // 0: every time
+  bool kill = true;
+};
+
+std::optional<FaultSpec> parse_spec() {
+  const char* env = std::getenv("CKPTIO_FAULT_INJECT");
+  if (!env || !*env) return std::nullopt;
+  std::string s(env);
+  FaultSpec spec;
+  if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    spec.kill = s.substr(colon + 1) != "throw";
+    s.resize(colon);
+  }
+  if (auto hash = s.find('#'); hash != std::string::npos) {
+    spec.nth = std::atoi(s.c_str() + hash + 1);
+    s.resize(hash);
+  }
+  if (auto at = s.find('@'); at != std::string::npos) {
+    spec.rank = std::atoi(s.c_str() + at + 1);
+    s.resize(at);
+  }
+  spec.point = s;
+  return spec;
+}
+
+}  // namespace
+
+void fault_point(std::string_view point, int rank) {
+  static const std::optional<FaultSpec> spec = parse_spec();
+  static int reached = 0;
+  if (!spec || spec->point != point || (spec->rank >= 0 && spec->rank != rank)) return;
+  if (spec->nth > 0 && ++reached != spec->nth) return;
+  if (spec->kill) {
+    log_line(LogLevel::Warn, "fault injection: killing this process at " + std::string(point), true);
+    ::kill(::getpid(), SIGKILL);
+  }
+  throw IoError("injected fault at " + std::string(point));
+}
+
+}  // namespace ckptio::detail

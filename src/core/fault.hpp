@@ -1,0 +1,17 @@
+// Fault injection for crash-safety tests. Disabled unless CKPTIO_FAULT_INJECT is set:
+//   CKPTIO_FAULT_INJECT=<point>[@<rank>][#<n>][:<action>]
+// <point> is one of the names passed to fault_point(): save.plan, save.write,
+// save.after_writes, save.commit, save.latest (rank 0, between the rename and the update
+// of `latest`), save.prune, load.read. <rank> limits it to one rank (default: every rank);
+// <n> fires only the n-th time this process reaches the point (default: every time);
+// <action> is `kill` (SIGKILL the process, the default) or `throw` (an IoError
+// "injected fault at <point>").
+#pragma once
+
+#include <string_view>
+
+namespace ckptio::detail {
+
+void fault_point(std::string_view point, int rank);
+
+}  // namespace ckptio::detail

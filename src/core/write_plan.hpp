@@ -1,0 +1,58 @@
+// The write plan: from every rank's description of its shards, decide which rank writes
+// each distinct piece. Pieces held by several ranks (replicas) are written exactly once,
+// by the holder with the fewest bytes assigned so far (largest pieces first), so writers
+// are balanced by bytes. Every rank computes the same plan from the same gathered input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ckptio/dtype.hpp"
+#include "ckptio/shard.hpp"
+
+namespace ckptio::detail {
+
+// What one rank holds of one tensor.
+struct TensorDecl {
+  int group = 0;  // index into kGroupNames
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::vector<Block> segments;  // non-empty segments of the rank's piece, in memory order
+};
+
+struct PlannedPiece {
+  Block block;
+  int writer = 0;          // rank that writes it
+  int writer_decl = 0;     // index of the tensor in the writer's declarations
+  int writer_segment = 0;  // index of the segment in that declaration
+  std::uint64_t bytes = 0;
+  std::vector<int> holders;  // every rank that holds exactly this piece (ascending)
+  // Parallel to holders: (declaration index, segment index) of the piece in that rank's input.
+  std::vector<std::pair<int, int>> holder_locations;
+};
+
+struct PlannedTensor {
+  int group = 0;
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::vector<PlannedPiece> pieces;
+};
+
+struct WritePlan {
+  std::vector<PlannedTensor> tensors;         // file order: by group, then first appearance
+  std::vector<std::uint64_t> bytes_per_rank;  // bytes each rank writes
+};
+
+// Throws MismatchError when ranks disagree on a tensor's dtype or shape, UsageError when
+// the ranks' pieces do not cover a tensor. Deterministic: the same input gives the same
+// plan (and the same error) on every rank.
+WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank);
+
+// Serialisation of one rank's declarations for MPI exchange.
+std::string encode_decls(const std::vector<TensorDecl>& decls);
+std::vector<TensorDecl> decode_decls(const std::string& bytes);
+
+}  // namespace ckptio::detail

@@ -1,0 +1,196 @@
+#include "h5/container_reader.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ckptio/error.hpp"
+#include "core/piece_math.hpp"
+#include "h5/container_format.hpp"
+#include "h5/h5_types.hpp"
+#include "h5/h5_util.hpp"
+
+namespace ckptio::detail::h5 {
+namespace {
+
+// Once the file is open, an HDF5 failure while reading it means damaged input (a bad
+// metadata checksum, a truncated object), so it becomes a FormatError naming the file.
+template <class F>
+auto reading(const std::string& path, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const IoError& e) {
+    const std::string what = e.what();
+    throw FormatError(what.find(path) == std::string::npos ? path + ": " + what + " (damaged file?)"
+                                                           : what + " (damaged file?)");
+  }
+}
+
+}  // namespace
+
+ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_(path) {
+  silence_hdf5_errors();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IoError("cannot open checkpoint " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw IoError("cannot open checkpoint " + path + ": not a regular file");
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
+  if (comm != MPI_COMM_NULL) check(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "select the MPI-IO driver");
+  // H5Fis_hdf5 only looks for the signature; each rank may call it on its own.
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+  if (is_hdf5 <= 0) {
+    take_error_stack();
+    throw FormatError(path + " is not an HDF5 file (or its superblock is damaged)");
+  }
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
+  if (file < 0) throw FormatError("cannot open " + path + " as HDF5 (damaged or truncated?): " + take_error_stack());
+  file_ = Handle(file);
+  reading(path, [&] { read_header(); });
+}
+
+void ContainerReader::read_header() {
+  const hid_t file = file_.get();
+  const std::string& path = path_;
+  const auto format = read_string_attribute(file, kAttrFormat);
+  const auto version = read_int_attribute(file, kAttrFormatVersion);
+  if (!format || *format != kFormatName || !version)
+    throw FormatError(path + " is an HDF5 file but not a ckptio container (no '" + std::string(kAttrFormat) +
+                      "' attribute)");
+  if (*version < 1 || *version > kFormatVersion)
+    throw FormatError(path + " has container format version " + std::to_string(*version) +
+                      "; this ckptio reads versions 1 to " + std::to_string(kFormatVersion) +
+                      (*version > kFormatVersion ? " (written by a newer ckptio: upgrade to read it)" : ""));
+  format_version_ = static_cast<int>(*version);
+  attributes_.library_version = read_string_attribute(file, kAttrLibraryVersion).value_or("");
+  attributes_.created = read_string_attribute(file, kAttrCreated).value_or("");
+  attributes_.host = read_string_attribute(file, kAttrHost).value_or("");
+  attributes_.world_size = read_int_attribute(file, kAttrWorldSize).value_or(0);
+  attributes_.epoch = read_int_attribute(file, kAttrEpoch).value_or(0);
+  attributes_.step = read_int_attribute(file, kAttrStep).value_or(0);
+  attributes_.global_step = read_int_attribute(file, kAttrGlobalStep).value_or(0);
+}
+
+ContainerReader::~ContainerReader() {
+  tensors_.clear();
+  file_.reset();
+}
+
+Handle ContainerReader::open_dataset(const char* path) {
+  const htri_t exists = H5Lexists(file_.get(), path, H5P_DEFAULT);
+  if (exists <= 0) {
+    take_error_stack();
+    throw FormatError(path_ + " has no dataset " + path);
+  }
+  return checked(H5Dopen2(file_.get(), path, H5P_DEFAULT), "open " + std::string(path) + " in " + path_);
+}
+
+std::uint64_t ContainerReader::dataset_elements(const char* path) {
+  return reading(path_, [&] { return dataset_elements_unchecked(path); });
+}
+
+std::uint64_t ContainerReader::dataset_elements_unchecked(const char* path) {
+  Handle dset = open_dataset(path);
+  Handle space = checked(H5Dget_space(dset.get()), "get dataspace");
+  if (H5Sget_simple_extent_ndims(space.get()) != 1)
+    throw FormatError(std::string(path) + " in " + path_ + " is not 1-D");
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) throw FormatError("cannot read the size of " + std::string(path) + " in " + path_);
+  return static_cast<std::uint64_t>(n);
+}
+
+std::string ContainerReader::read_bytes(const char* path, std::uint64_t max_bytes) {
+  return reading(path_, [&] { return read_bytes_unchecked(path, max_bytes); });
+}
+
+std::string ContainerReader::read_bytes_unchecked(const char* path, std::uint64_t max_bytes) {
+  const std::uint64_t n = dataset_elements_unchecked(path);
+  if (n > max_bytes)
+    throw FormatError(std::string(path) + " in " + path_ + " claims " + std::to_string(n) +
+                      " bytes, more than the limit of " + std::to_string(max_bytes));
+  return read_bytes_range_unchecked(path, 0, n);
+}
+
+std::string ContainerReader::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {
+  return reading(path_, [&] { return read_bytes_range_unchecked(path, offset, bytes); });
+}
+
+std::string ContainerReader::read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes) {
+  std::string out(bytes, '\0');
+  if (bytes == 0) return out;
+  Handle dset = open_dataset(path);
+  Handle space = checked(H5Dget_space(dset.get()), "get dataspace");
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || offset > static_cast<std::uint64_t>(n) || bytes > static_cast<std::uint64_t>(n) - offset)
+    throw FormatError("range beyond the end of " + std::string(path) + " in " + path_);
+  select_block(space.get(), Block{{static_cast<std::int64_t>(offset)}, {static_cast<std::int64_t>(bytes)}});
+  Handle mem = make_dataspace({static_cast<std::int64_t>(bytes)}, "memory dataspace");
+  check(H5Dread(dset.get(), H5T_NATIVE_UCHAR, mem.get(), space.get(), H5P_DEFAULT, out.data()),
+        "read " + std::string(path) + " in " + path_);
+  return out;
+}
+
+std::vector<std::uint64_t> ContainerReader::read_u64(const char* path, std::uint64_t max_elements) {
+  return reading(path_, [&] { return read_u64_unchecked(path, max_elements); });
+}
+
+std::vector<std::uint64_t> ContainerReader::read_u64_unchecked(const char* path, std::uint64_t max_elements) {
+  const std::uint64_t n = dataset_elements_unchecked(path);
+  if (n > max_elements) throw FormatError(std::string(path) + " in " + path_ + " is too large");
+  std::vector<std::uint64_t> out(n);
+  if (n == 0) return out;
+  Handle dset = open_dataset(path);
+  check(H5Dread(dset.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+        "read " + std::string(path) + " in " + path_);
+  return out;
+}
+
+ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& group, const std::string& name,
+                                                           DType dtype, const Shape& shape) {
+  const std::string where = "/" + group + "/" + name;
+  if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
+  OpenDataset ds;
+  ds.dataset = open_dataset(where.c_str());
+  ds.type = datatype_for(dtype);
+  Handle file_type = checked(H5Dget_type(ds.dataset.get()), "get type of " + where);
+  if (H5Tequal(file_type.get(), ds.type.get()) <= 0)
+    throw FormatError("dataset " + where + " in " + path_ + " is not stored as " + std::string(dtype_name(dtype)) +
+                      " as its index says");
+  Handle space = checked(H5Dget_space(ds.dataset.get()), "get dataspace of " + where);
+  const int ndims = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(ndims > 0 ? ndims : 0);
+  if (ndims < 0 || H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) < 0)
+    throw FormatError("cannot read the shape of " + where + " in " + path_);
+  const Shape file_shape(dims.begin(), dims.end());
+  if (file_shape != shape)
+    throw FormatError("dataset " + where + " in " + path_ + " has shape " + shape_to_string(file_shape) +
+                      " but its index says " + shape_to_string(shape));
+  return tensors_.emplace(where, std::move(ds)).first->second;
+}
+
+void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                                 const Block& block, void* out) {
+  reading(path_, [&] { read_block_unchecked(group, name, dtype, shape, block, out); });
+}
+
+void ContainerReader::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
+                                           const Shape& shape, const Block& block, void* out) {
+  OpenDataset& ds = open_tensor(group, name, dtype, shape);
+  const std::string where = "/" + group + "/" + name;
+  if (block.count.empty()) {
+    check(H5Dread(ds.dataset.get(), ds.type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "read " + where);
+    return;
+  }
+  Handle space = checked(H5Dget_space(ds.dataset.get()), "get dataspace");
+  select_block(space.get(), block);
+  Handle mem = make_dataspace({block_elements(block)}, "memory dataspace");
+  check(H5Dread(ds.dataset.get(), ds.type.get(), mem.get(), space.get(), H5P_DEFAULT, out),
+        "read block " + describe_block(block) + " of " + where + " in " + path_);
+}
+
+void ContainerReader::close() {
+  tensors_.clear();
+  std::string error;
+  if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);
+}
+
+}  // namespace ckptio::detail::h5

@@ -1,0 +1,74 @@
+// Writes a container collectively through MPI-IO. Functions marked "collective" must be
+// called by every rank of the communicator in the same order with the same arguments;
+// the others are independent (one rank each).
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ckptio/dtype.hpp"
+#include "ckptio/shard.hpp"
+#include "h5/h5_handle.hpp"
+
+namespace ckptio::detail::h5 {
+
+struct DatasetSpec {
+  std::string group;  // "model", "optimizer", "ema"
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+};
+
+struct RootAttributes {
+  std::string library_version;
+  std::string created;
+  std::string host;
+  std::int64_t world_size = 0;
+  std::int64_t epoch = 0;
+  std::int64_t step = 0;
+  std::int64_t global_step = 0;
+};
+
+class ContainerWriter {
+ public:
+  // Collective: creates (truncates) `path` with the MPI-IO driver.
+  ContainerWriter(MPI_Comm comm, const std::string& path);
+  ~ContainerWriter();
+  ContainerWriter(const ContainerWriter&) = delete;
+  ContainerWriter& operator=(const ContainerWriter&) = delete;
+
+  // Collective: the groups that have tensors, then one dataset per spec, in order.
+  void create_datasets(const std::vector<DatasetSpec>& specs);
+  // Independent: writes `block` of dataset `index` (order of create_datasets) from `data`,
+  // which holds the block's elements contiguously in row-major order.
+  void write_block(std::size_t index, const Block& block, const void* data);
+
+  // Collective: creates a 1-D byte dataset of `bytes` bytes (under /_ckptio).
+  void create_bytes_dataset(const char* path, std::uint64_t bytes);
+  // Independent: writes `data` at `offset` into a byte dataset made by create_bytes_dataset.
+  void write_bytes(const char* path, std::uint64_t offset, const void* data, std::uint64_t bytes);
+  // Collective: creates a 1-D uint64 dataset of `count` values.
+  void create_u64_dataset(const char* path, std::uint64_t count);
+  // Independent: writes the whole of a dataset made by create_u64_dataset.
+  void write_u64(const char* path, const std::vector<std::uint64_t>& values);
+  // Collective: the format and provenance attributes of the root group.
+  void write_root_attributes(const RootAttributes& attrs);
+
+  // Collective: closes every object and the file. Throws IoError on failure.
+  void close();
+
+ private:
+  Handle file_;
+  Handle dxpl_independent_;
+  std::vector<Handle> datasets_;
+  std::vector<Handle> datatypes_;
+  std::vector<Handle> groups_;
+  std::vector<std::pair<std::string, Handle>> byte_datasets_;  // metadata datasets by path
+  hid_t metadata_dataset(const char* path);
+  std::string path_;
+};
+
+}  // namespace ckptio::detail::h5

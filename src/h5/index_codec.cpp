@@ -1,0 +1,132 @@
+#include "h5/index_codec.hpp"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "ckptio/error.hpp"
+#include "ckptio/snapshot.hpp"
+#include "ckptio/state_dict.hpp"
+#include "core/checksum.hpp"
+#include "core/piece_math.hpp"
+#include "h5/container_format.hpp"
+
+namespace ckptio::detail::h5 {
+namespace {
+
+using nlohmann::json;
+
+json blob_json(const BlobRecord& b) { return {{"bytes", b.bytes}, {"xxh3", to_hex64(b.xxh3)}}; }
+
+[[noreturn]] void bad(const std::string& file, const std::string& what) {
+  throw FormatError(file + ": invalid container index: " + what);
+}
+
+std::uint64_t hex_field(const json& j, const char* key, const std::string& file, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string()) bad(file, where + " has no '" + key + "' checksum");
+  auto v = from_hex64(j[key].get<std::string>());
+  if (!v) bad(file, where + " has a malformed checksum");
+  return *v;
+}
+
+std::vector<std::int64_t> int_list(const json& j, const char* key, const std::string& file, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_array()) bad(file, where + " has no '" + key + "' list");
+  std::vector<std::int64_t> out;
+  for (const auto& v : j[key]) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0) bad(file, where + " has a bad '" + key + "' entry");
+    out.push_back(v.get<std::int64_t>());
+  }
+  return out;
+}
+
+BlobRecord blob_record(const json& j, const std::string& file, const std::string& where) {
+  if (!j.is_object() || !j.contains("bytes") || !j["bytes"].is_number_unsigned()) bad(file, where + " is malformed");
+  return BlobRecord{j["bytes"].get<std::uint64_t>(), hex_field(j, "xxh3", file, where)};
+}
+
+}  // namespace
+
+std::string encode_index(const ContainerIndex& index) {
+  json tensors = json::array();
+  for (const auto& t : index.tensors) {
+    json pieces = json::array();
+    for (const auto& p : t.pieces)
+      pieces.push_back(
+          {{"offset", p.block.offset}, {"count", p.block.count}, {"writer", p.writer}, {"xxh3", to_hex64(p.xxh3)}});
+    tensors.push_back({{"group", t.group},
+                       {"name", t.name},
+                       {"dtype", std::string(dtype_name(t.dtype))},
+                       {"shape", t.shape},
+                       {"pieces", std::move(pieces)}});
+  }
+  json blobs = json::array();
+  for (const auto& b : index.rank_blobs) blobs.push_back(blob_json(b));
+  json j = {{"format", kFormatName},
+            {"format_version", kFormatVersion},
+            {"world_size", index.world_size},
+            {"tensors", std::move(tensors)},
+            {"running_state", blob_json(index.running_state)},
+            {"rank_blobs", std::move(blobs)}};
+  return j.dump();
+}
+
+ContainerIndex decode_index(const std::string& json_text, const std::string& file) {
+  const json j = json::parse(json_text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) bad(file, "not a JSON object");
+  ContainerIndex index;
+  if (!j.contains("world_size") || !j["world_size"].is_number_integer() || j["world_size"].get<std::int64_t>() < 1 ||
+      j["world_size"].get<std::int64_t>() > (1 << 24))
+    bad(file, "world_size missing or out of range");
+  index.world_size = j["world_size"].get<int>();
+  if (!j.contains("tensors") || !j["tensors"].is_array()) bad(file, "no tensor list");
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& t : j["tensors"]) {
+    if (!t.is_object() || !t.contains("group") || !t["group"].is_string() || !t.contains("name") ||
+        !t["name"].is_string() || !t.contains("dtype") || !t["dtype"].is_string())
+      bad(file, "a tensor entry lacks group, name or dtype");
+    IndexTensor it;
+    it.group = t["group"].get<std::string>();
+    it.name = t["name"].get<std::string>();
+    const std::string where = "tensor " + it.group + "/" + it.name;
+    if (it.group != "model" && it.group != "optimizer" && it.group != "ema") bad(file, where + " has an unknown group");
+    try {
+      StateDict::validate_name(it.name);
+    } catch (const Error&) {
+      bad(file, where + " has an invalid name");
+    }
+    if (!seen.insert({it.group, it.name}).second) bad(file, where + " is listed twice");
+    const auto dt = parse_dtype(t["dtype"].get<std::string>());
+    if (!dt) bad(file, where + " has unknown dtype '" + t["dtype"].get<std::string>() + "'");
+    it.dtype = *dt;
+    it.shape = int_list(t, "shape", file, where);
+    if (it.shape.size() > 32) bad(file, where + " has too many dimensions");
+    try {
+      element_count(it.shape);
+    } catch (const Error&) {
+      bad(file, where + " has an impossible shape");
+    }
+    if (!t.contains("pieces") || !t["pieces"].is_array()) bad(file, where + " has no piece list");
+    for (const auto& p : t["pieces"]) {
+      if (!p.is_object() || !p.contains("writer") || !p["writer"].is_number_integer())
+        bad(file, where + " has a bad piece");
+      IndexPiece ip;
+      ip.block.offset = int_list(p, "offset", file, where);
+      ip.block.count = int_list(p, "count", file, where);
+      ip.writer = p["writer"].get<int>();
+      ip.xxh3 = hex_field(p, "xxh3", file, where);
+      TensorShard probe{reinterpret_cast<void*>(1), it.dtype, it.shape, ip.block, kHostMemory};
+      if (!piece_problem(probe).empty() || ip.writer < 0 || ip.writer >= index.world_size)
+        bad(file, where + " has a piece outside the tensor or from an unknown rank");
+      it.pieces.push_back(std::move(ip));
+    }
+    index.tensors.push_back(std::move(it));
+  }
+  if (!j.contains("running_state")) bad(file, "no running_state record");
+  index.running_state = blob_record(j["running_state"], file, "running_state");
+  if (!j.contains("rank_blobs") || !j["rank_blobs"].is_array() ||
+      j["rank_blobs"].size() != static_cast<std::size_t>(index.world_size))
+    bad(file, "rank_blobs must list one record per saving rank");
+  for (const auto& b : j["rank_blobs"]) index.rank_blobs.push_back(blob_record(b, file, "a rank blob record"));
+  return index;
+}
+
+}  // namespace ckptio::detail::h5

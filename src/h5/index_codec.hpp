@@ -1,0 +1,46 @@
+// The container index: JSON stored in /_ckptio/index that lists every tensor, the pieces
+// the saving ranks wrote (with their writer and XXH3-64 checksum), and the checksums of
+// the running state and per-rank blobs. See docs/FORMAT.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ckptio/dtype.hpp"
+#include "ckptio/shard.hpp"
+
+namespace ckptio::detail::h5 {
+
+struct IndexPiece {
+  Block block;
+  int writer = 0;
+  std::uint64_t xxh3 = 0;
+};
+
+struct IndexTensor {
+  std::string group;
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::vector<IndexPiece> pieces;
+};
+
+struct BlobRecord {
+  std::uint64_t bytes = 0;
+  std::uint64_t xxh3 = 0;
+};
+
+struct ContainerIndex {
+  int world_size = 0;
+  std::vector<IndexTensor> tensors;
+  BlobRecord running_state;
+  std::vector<BlobRecord> rank_blobs;  // one per saving rank
+};
+
+std::string encode_index(const ContainerIndex& index);
+// Validates everything it reads (groups, names, dtypes, shapes, pieces inside the shape,
+// checksums as 16 hex digits, one blob per rank); throws FormatError naming `file`.
+ContainerIndex decode_index(const std::string& json_text, const std::string& file);
+
+}  // namespace ckptio::detail::h5

@@ -1,0 +1,587 @@
+#include "ckptio/checkpoint_io.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "ckptio/error.hpp"
+#include "ckptio/inspect.hpp"
+#include "ckptio/version.hpp"
+#include "core/checksum.hpp"
+#include "core/fault.hpp"
+#include "core/log.hpp"
+#include "core/piece_math.hpp"
+#include "core/write_plan.hpp"
+#include "h5/container_format.hpp"
+#include "h5/container_reader.hpp"
+#include "h5/container_writer.hpp"
+#include "h5/index_codec.hpp"
+#include "h5/running_state_codec.hpp"
+#include "io/fs_util.hpp"
+#include "io/retention.hpp"
+#include "io/root_lock.hpp"
+#include "mpi/agree.hpp"
+#include "mpi/comm.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ckptio {
+
+using detail::agree_failure;
+using detail::Comm;
+using detail::Failure;
+using detail::run_agreed;
+
+namespace {
+
+// Limits on metadata read from a file, so that a damaged length cannot exhaust memory.
+constexpr std::uint64_t kMaxIndexBytes = 1ull << 30;
+constexpr std::uint64_t kMaxRunningStateBytes = 1ull << 30;
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+std::string fixed(double value, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string qualified(const std::string& group, const std::string& name) { return group + "/" + name; }
+
+// A rank's own tensors, flattened over the groups, in the order they are declared.
+struct LocalTensor {
+  int group;
+  const std::string* name;
+  const TensorShard* shard;
+  std::vector<detail::Segment> segments;
+};
+
+std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation) {
+  std::vector<LocalTensor> out;
+  for (int g = 0; g < 3; ++g) {
+    const auto& dict = snapshot.group(kGroupNames[g]);
+    if (!dict) continue;
+    for (const auto& [name, shard] : *dict) {
+      const std::string where = qualified(kGroupNames[g], name);
+      if (shard.device != kHostMemory)
+        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
+                         ": device memory (CUDA device " + std::to_string(shard.device) +
+                         ") is not supported by this build; pass host memory");
+      if (auto problem = detail::piece_problem(shard); !problem.empty())
+        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) + ": " +
+                         problem);
+      out.push_back(LocalTensor{g, &name, &shard, detail::segments_of(shard)});
+    }
+  }
+  return out;
+}
+
+const char* byte_pointer(const LocalTensor& t, const detail::Segment& s) {
+  return static_cast<const char*>(t.shard->data) +
+         static_cast<std::size_t>(s.memory_offset) * dtype_size(t.shard->dtype);
+}
+
+// The JSON fields of the running state, hashed separately so that a mismatch across
+// ranks can name the field.
+std::string running_state_fingerprint(const RunningState& s) {
+  const std::string parts[] = {std::to_string(s.epoch), std::to_string(s.step), std::to_string(s.global_step),
+                               s.lr_scheduler.dump(),   s.sampler.dump(),       s.extras.dump()};
+  std::string out;
+  for (const auto& p : parts) {
+    const std::uint64_t h = detail::xxh3_64(p.data(), p.size());
+    out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  }
+  return out;
+}
+
+void check_running_state_agrees(const Comm& comm, const RunningState& state) {
+  static const char* const kFields[] = {"epoch", "step", "global_step", "lr_scheduler", "sampler", "extras"};
+  const auto all = comm.allgather_bytes(running_state_fingerprint(state));
+  for (int r = 1; r < comm.size(); ++r) {
+    if (all[r] == all[0]) continue;
+    for (int f = 0; f < 6; ++f)
+      if (std::memcmp(all[r].data() + 8 * f, all[0].data() + 8 * f, 8) != 0)
+        throw MismatchError(std::string("running state field '") + kFields[f] + "' differs between rank 0 and rank " +
+                            std::to_string(r) + "; it must be the same on every rank");
+  }
+}
+
+std::string join_keys(const std::vector<KeyReport::Key>& keys) {
+  std::string out;
+  const std::size_t shown = std::min<std::size_t>(keys.size(), 20);
+  for (std::size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + qualified(keys[i].group, keys[i].name);
+  if (keys.size() > shown) out += ", ... (" + std::to_string(keys.size() - shown) + " more)";
+  return out;
+}
+
+}  // namespace
+
+struct CheckpointIO::Impl {
+  Comm comm;
+  fs::path root;
+  CheckpointOptions options;
+  detail::RootLock lock;  // held by rank 0
+
+  fs::path save(const Snapshot& snapshot);
+  LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
+  fs::path resolve(const fs::path& path);
+  std::vector<std::string> load_candidates();
+  void prune_and_clean(const std::string& committed_name);
+};
+
+CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->comm = Comm(comm);
+  impl_->options = options;
+  impl_->root = fs::absolute(root).lexically_normal();
+  if (impl_->root.has_filename() == false) impl_->root = impl_->root.parent_path();
+  run_agreed(impl_->comm, "open checkpoint root", [&] {
+    if (options.keep_last < 0) throw UsageError("keep_last must be >= 0 (0 keeps every checkpoint)");
+    if (impl_->comm.rank() != 0) return;
+    std::error_code ec;
+    fs::create_directories(impl_->root, ec);
+    if (ec) throw IoError("cannot create checkpoint root " + impl_->root.string() + ": " + ec.message());
+    if (!fs::is_directory(impl_->root)) throw IoError("checkpoint root " + impl_->root.string() + " is not a folder");
+    if (options.lock_root) impl_->lock = detail::RootLock(impl_->root);
+  });
+}
+
+CheckpointIO::~CheckpointIO() = default;
+CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
+CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
+
+const fs::path& CheckpointIO::root() const { return impl_->root; }
+int CheckpointIO::rank() const { return impl_->comm.rank(); }
+int CheckpointIO::world_size() const { return impl_->comm.size(); }
+
+std::string checkpoint_file_name(std::int64_t epoch, std::int64_t global_step) {
+  return "epoch" + std::to_string(epoch) + "-global_step" + std::to_string(global_step) + ".h5";
+}
+
+fs::path CheckpointIO::save(const Snapshot& snapshot) { return impl_->save(snapshot); }
+
+fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
+  const auto start = std::chrono::steady_clock::now();
+  const int rank = comm.rank();
+
+  // 1. Plan: describe this rank's shards, gather every rank's, decide the writers.
+  std::vector<LocalTensor> local;
+  std::vector<detail::TensorDecl> decls;
+  std::string running_json;
+  run_agreed(comm, "save", [&] {
+    const RunningState& rs = snapshot.running;
+    if (rs.epoch < 0 || rs.step < 0 || rs.global_step < 0) throw UsageError("epoch, step and global_step must be >= 0");
+    local = collect_local_tensors(snapshot, rank, "save:");
+    for (const auto& t : local) {
+      detail::TensorDecl d{t.group, *t.name, t.shard->dtype, t.shard->global_shape, {}};
+      for (const auto& s : t.segments) d.segments.push_back(s.block);
+      decls.push_back(std::move(d));
+    }
+    running_json = detail::h5::encode_running_state(rs);
+  });
+  const auto gathered = comm.allgather_bytes(detail::encode_decls(decls));
+  detail::WritePlan plan;
+  run_agreed(comm, "save", [&] {
+    check_running_state_agrees(comm, snapshot.running);
+    std::vector<std::vector<detail::TensorDecl>> all;
+    all.reserve(gathered.size());
+    for (const auto& g : gathered) all.push_back(detail::decode_decls(g));
+    plan = detail::make_write_plan(all);
+  });
+  detail::fault_point("save.plan", rank);
+
+  const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  const fs::path final_path = root / name;
+  const fs::path partial = final_path.string() + ".partial";
+  // Provenance is taken from rank 0 so that every rank writes the same attributes.
+  std::string provenance = detail::host_name() + "\n" + detail::iso_time_now();
+  comm.bcast_bytes(provenance, 0);
+  run_agreed(comm, "save", [&] {
+    if (rank == 0) detail::remove_file_if_exists(partial);  // a stale one from a crashed save
+  });
+
+  // 2. Create the container and its datasets (collective).
+  std::optional<detail::h5::ContainerWriter> writer;
+  std::vector<detail::h5::DatasetSpec> specs;
+  for (const auto& t : plan.tensors) specs.push_back({kGroupNames[t.group], t.name, t.dtype, t.shape});
+  run_agreed(comm, "save: create " + partial.string(), [&] {
+    writer.emplace(comm.get(), partial.string());
+    writer->create_datasets(specs);
+  });
+
+  auto abort_save = [&](const Failure& failure) {
+    try {
+      if (writer) writer->close();
+    } catch (...) {
+    }
+    writer.reset();
+    if (rank == 0) {
+      try {
+        detail::remove_file_if_exists(partial);
+      } catch (...) {
+      }
+    }
+    detail::log_warn("save of ", name, " failed; ", partial.filename().string(), " removed, `latest` unchanged");
+    detail::rethrow(failure);
+  };
+
+  // 3. Write this rank's pieces (independent transfers), checksumming each.
+  std::string my_checksums;  // (tensor, piece, xxh3) triples of u64
+  std::optional<Failure> failure;
+  try {
+    detail::fault_point("save.write", rank);
+    for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) {
+      const auto& t = plan.tensors[ti];
+      for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
+        const auto& p = t.pieces[pi];
+        if (p.writer != rank) continue;
+        const LocalTensor& lt = local[p.writer_decl];
+        const char* data = byte_pointer(lt, lt.segments[p.writer_segment]);
+        writer->write_block(ti, p.block, data);
+        const std::uint64_t triple[3] = {ti, pi, detail::xxh3_64(data, p.bytes)};
+        my_checksums.append(reinterpret_cast<const char*>(triple), sizeof triple);
+      }
+    }
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "save: write " + partial.string())) abort_save(*f);
+
+  // 4. Index, running state and rank blobs.
+  detail::h5::ContainerIndex index;
+  index.world_size = comm.size();
+  for (const auto& t : plan.tensors) {
+    detail::h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}};
+    for (const auto& p : t.pieces) it.pieces.push_back({p.block, p.writer, 0});
+    index.tensors.push_back(std::move(it));
+  }
+  for (const auto& bytes : comm.allgather_bytes(my_checksums)) {
+    for (std::size_t off = 0; off + 24 <= bytes.size(); off += 24) {
+      std::uint64_t triple[3];
+      std::memcpy(triple, bytes.data() + off, sizeof triple);
+      index.tensors[triple[0]].pieces[triple[1]].xxh3 = triple[2];
+    }
+  }
+  index.running_state = {running_json.size(), detail::xxh3_64(running_json.data(), running_json.size())};
+  const auto& blob = snapshot.rank_blob;
+  std::uint64_t my_blob_meta[2] = {blob.size(), detail::xxh3_64(blob.data(), blob.size())};
+  std::vector<std::uint64_t> blob_offsets(1, 0);
+  for (const auto& m : comm.allgather_bytes(std::string(reinterpret_cast<const char*>(my_blob_meta), 16))) {
+    std::uint64_t meta[2];
+    std::memcpy(meta, m.data(), 16);
+    index.rank_blobs.push_back({meta[0], meta[1]});
+    blob_offsets.push_back(blob_offsets.back() + meta[0]);
+  }
+  const std::string index_json = detail::h5::encode_index(index);
+
+  namespace fmt = detail::h5;
+  run_agreed(comm, "save: write metadata of " + partial.string(), [&] {
+    writer->create_bytes_dataset(fmt::kIndexDataset, index_json.size());
+    writer->create_bytes_dataset(fmt::kRunningStateDataset, running_json.size());
+    writer->create_bytes_dataset(fmt::kRankBlobsDataset, blob_offsets.back());
+    writer->create_u64_dataset(fmt::kRankBlobOffsetsDataset, blob_offsets.size());
+    const auto newline = provenance.find('\n');
+    writer->write_root_attributes({kVersion, provenance.substr(newline + 1), provenance.substr(0, newline), comm.size(),
+                                   snapshot.running.epoch, snapshot.running.step, snapshot.running.global_step});
+  });
+  failure.reset();
+  try {
+    if (rank == 0) {
+      writer->write_bytes(fmt::kIndexDataset, 0, index_json.data(), index_json.size());
+      writer->write_bytes(fmt::kRunningStateDataset, 0, running_json.data(), running_json.size());
+      writer->write_u64(fmt::kRankBlobOffsetsDataset, blob_offsets);
+    }
+    writer->write_bytes(fmt::kRankBlobsDataset, blob_offsets[rank], blob.data(), blob.size());
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "save: write metadata of " + partial.string())) abort_save(*f);
+
+  failure.reset();
+  try {
+    writer->close();
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  writer.reset();
+  if (auto f = agree_failure(comm, failure, "save: close " + partial.string())) abort_save(*f);
+  detail::fault_point("save.after_writes", rank);
+
+  // 5. Durability: every rank that wrote data flushes its part of the file.
+  failure.reset();
+  try {
+    if (rank == 0 || plan.bytes_per_rank[rank] > 0 || !blob.empty()) detail::fsync_path(partial);
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "save: fsync " + partial.string())) abort_save(*f);
+
+  // 6. Commit: rename into place, then point `latest` at it.
+  detail::fault_point("save.commit", rank);
+  failure.reset();
+  try {
+    if (rank == 0) {
+      detail::rename_path(partial, final_path);
+      detail::fsync_directory(root);
+      detail::fault_point("save.latest", rank);
+      detail::atomic_write_file(root / "latest", name + "\n");
+    }
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "save: commit " + final_path.string())) {
+    if (rank == 0) {
+      try {
+        detail::remove_file_if_exists(partial);
+      } catch (...) {
+      }
+    }
+    detail::rethrow(*f);
+  }
+
+  // 7. Retention: only after the commit, and never fatal.
+  detail::fault_point("save.prune", rank);
+  if (rank == 0) prune_and_clean(name);
+
+  std::uint64_t total_bytes = 0;
+  for (auto b : plan.bytes_per_rank) total_bytes += b;
+  const double seconds = comm.allreduce_max(seconds_since(start));
+  detail::log_info("saved ", final_path.string(), ": ", plan.tensors.size(), " tensors, ", human_bytes(total_bytes),
+                   " in ", fixed(seconds, 3), " s (", fixed(seconds > 0 ? total_bytes / seconds / 1e9 : 0.0, 2),
+                   " GB/s)");
+  return final_path;
+}
+
+void CheckpointIO::Impl::prune_and_clean(const std::string& committed_name) {
+  try {
+    for (const auto& victim : detail::checkpoints_to_prune(root, options.keep_last, committed_name)) {
+      detail::log_info("pruning ", victim.string(), " (keep_last=", options.keep_last, ")");
+      detail::remove_file_if_exists(victim);
+    }
+    for (const auto& stale : detail::stale_partials(root)) {
+      detail::log_info("removing stale ", stale.string());
+      detail::remove_file_if_exists(stale);
+    }
+    detail::fsync_directory(root);
+  } catch (const std::exception& e) {
+    detail::log_warn("retention after saving ", committed_name, " failed (the checkpoint is committed): ", e.what());
+  }
+}
+
+fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
+  std::string resolved;
+  std::optional<Failure> failure;
+  if (comm.rank() == 0) {
+    try {
+      fs::path p = path;
+      if (p.is_relative() && !fs::exists(p) && fs::exists(root / p)) p = root / p;
+      resolved = resolve_checkpoint_path(p).string();
+    } catch (...) {
+      failure = detail::capture_current_exception();
+    }
+  }
+  detail::agree(comm, failure, "load");
+  comm.bcast_bytes(resolved, 0);
+  return resolved;
+}
+
+LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
+  return impl_->load_file(impl_->resolve(path), targets, options);
+}
+
+LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const int rank = comm.rank();
+  const std::string file_name = file.string();
+
+  std::optional<detail::h5::ContainerReader> reader;
+  detail::h5::ContainerIndex index;
+  LoadResult result;
+  result.path = file_name;
+  std::vector<LocalTensor> local;
+  run_agreed(comm, "load " + file_name, [&] {
+    local = collect_local_tensors(targets, rank, "load:");
+    reader.emplace(comm.get(), file_name);
+    index = detail::h5::decode_index(reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes), file_name);
+    const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
+    if (rs.size() != index.running_state.bytes || detail::xxh3_64(rs.data(), rs.size()) != index.running_state.xxh3)
+      throw IntegrityError(file_name + ": the running state does not match its checksum");
+    result.running = detail::h5::decode_running_state(rs, file_name);
+  });
+  auto close_and_rethrow = [&](const Failure& f) {
+    try {
+      reader->close();
+    } catch (...) {
+    }
+    reader.reset();
+    detail::rethrow(f);
+  };
+
+  // Keys: what any rank asks for against what the file holds.
+  std::map<std::pair<std::string, std::string>, const detail::h5::IndexTensor*> stored;
+  for (const auto& t : index.tensors) stored[{t.group, t.name}] = &t;
+  std::string my_keys;
+  for (const auto& t : local) my_keys += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
+  std::set<std::pair<std::string, std::string>> requested;
+  for (const auto& keys : comm.allgather_bytes(my_keys)) {
+    std::size_t pos = 0;
+    while (pos < keys.size()) {
+      const auto end = keys.find('\n', pos);
+      const std::string key = keys.substr(pos, end - pos);
+      const auto slash = key.find('/');
+      requested.insert({key.substr(0, slash), key.substr(slash + 1)});
+      pos = end + 1;
+    }
+  }
+  std::set<std::string> requested_groups;
+  for (int g = 0; g < 3; ++g) {
+    const std::int64_t wants = targets.group(kGroupNames[g]).has_value() ? 1 : 0;
+    if (comm.allreduce_max(wants)) requested_groups.insert(kGroupNames[g]);
+  }
+  for (const auto& key : requested)
+    if (!stored.count(key)) result.keys.missing.push_back({key.first, key.second});
+  for (const auto& t : index.tensors)
+    if (requested_groups.count(t.group) && !requested.count({t.group, t.name}))
+      result.keys.unexpected.push_back({t.group, t.name});
+  if (options.strict && !result.keys.clean()) {
+    std::string message = file_name + ": state dict does not match the checkpoint (strict load)";
+    if (!result.keys.missing.empty())
+      message +=
+          "; missing keys (" + std::to_string(result.keys.missing.size()) + "): " + join_keys(result.keys.missing);
+    if (!result.keys.unexpected.empty())
+      message += "; unexpected keys (" + std::to_string(result.keys.unexpected.size()) +
+                 "): " + join_keys(result.keys.unexpected);
+    // Every rank computed the same lists, so this is already agreed.
+    close_and_rethrow(Failure{ErrorKind::Mismatch, detail::agreed_message(0, "load", message)});
+  }
+
+  // Read this rank's pieces of every requested tensor, whatever layout saved them.
+  std::optional<Failure> failure;
+  try {
+    detail::fault_point("load.read", rank);
+    for (const auto& t : local) {
+      const std::string group = kGroupNames[t.group];
+      auto it = stored.find({group, *t.name});
+      if (it == stored.end()) continue;  // reported as missing
+      const auto& st = *it->second;
+      const std::string where =
+          file_name + ": tensor " + qualified(group, *t.name) + " on rank " + std::to_string(rank);
+      if (st.dtype != t.shard->dtype)
+        throw MismatchError(where + ": requested as " + std::string(dtype_name(t.shard->dtype)) + " but stored as " +
+                            std::string(dtype_name(st.dtype)));
+      if (st.shape != t.shard->global_shape)
+        throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(t.shard->global_shape) +
+                            " but stored with " + detail::shape_to_string(st.shape));
+      for (const auto& seg : t.segments)
+        reader->read_block(group, *t.name, st.dtype, st.shape, seg.block, const_cast<char*>(byte_pointer(t, seg)));
+    }
+    // Per-rank blobs: restored per rank when the world size matches, else all handed back.
+    result.saved_world_size = index.world_size;
+    const auto offsets =
+        reader->read_u64(detail::h5::kRankBlobOffsetsDataset, static_cast<std::uint64_t>(index.world_size) + 1);
+    const std::uint64_t blob_total = reader->dataset_elements(detail::h5::kRankBlobsDataset);
+    if (offsets.size() != static_cast<std::size_t>(index.world_size) + 1 || offsets.front() != 0 ||
+        offsets.back() != blob_total || !std::is_sorted(offsets.begin(), offsets.end()))
+      throw FormatError(file_name + ": the rank blob offsets table is inconsistent");
+    auto read_blob = [&](int r) {
+      const std::string b =
+          reader->read_bytes_range(detail::h5::kRankBlobsDataset, offsets[r], offsets[r + 1] - offsets[r]);
+      if (b.size() != index.rank_blobs[r].bytes || detail::xxh3_64(b.data(), b.size()) != index.rank_blobs[r].xxh3)
+        throw IntegrityError(file_name + ": the blob of saving rank " + std::to_string(r) +
+                             " does not match its checksum");
+      return std::vector<std::uint8_t>(b.begin(), b.end());
+    };
+    if (index.world_size == comm.size()) {
+      result.rank_blob = read_blob(rank);
+    } else {
+      for (int r = 0; r < index.world_size; ++r) result.saved_rank_blobs.push_back(read_blob(r));
+    }
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
+  run_agreed(comm, "load: close " + file_name, [&] { reader->close(); });
+  reader.reset();
+
+  const double seconds = comm.allreduce_max(seconds_since(start));
+  detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
+                   " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s");
+  return result;
+}
+
+std::vector<std::string> CheckpointIO::Impl::load_candidates() {
+  std::string encoded;
+  std::optional<Failure> failure;
+  if (comm.rank() == 0) {
+    try {
+      for (const auto& name : detail::load_order(root)) encoded += name + '\n';
+    } catch (...) {
+      failure = detail::capture_current_exception();
+    }
+  }
+  detail::agree(comm, failure, "load_latest");
+  comm.bcast_bytes(encoded, 0);
+  std::vector<std::string> names;
+  for (std::size_t pos = 0; pos < encoded.size();) {
+    const auto end = encoded.find('\n', pos);
+    names.push_back(encoded.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return names;
+}
+
+std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, const LoadOptions& options) {
+  const auto candidates = impl_->load_candidates();
+  if (candidates.empty()) {
+    detail::log_info("no checkpoint in ", impl_->root.string(), ": starting fresh");
+    return std::nullopt;
+  }
+  std::string errors;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    try {
+      return impl_->load_file(impl_->root / candidates[i], targets, options);
+    } catch (const Error& e) {
+      // Damaged or unreadable checkpoints are skipped; a state dict that does not fit the
+      // checkpoint is the caller's problem and is not hidden by falling back.
+      if (e.kind() != ErrorKind::Format && e.kind() != ErrorKind::Io && e.kind() != ErrorKind::Integrity) throw;
+      errors += std::string(errors.empty() ? "" : "; ") + e.what();
+      if (i + 1 < candidates.size())
+        detail::log_warn("cannot load ", candidates[i], " (", e.what(), "); falling back to ", candidates[i + 1]);
+    }
+  }
+  throw FormatError("no checkpoint in " + impl_->root.string() + " could be loaded: " + errors);
+}
+
+std::optional<fs::path> CheckpointIO::latest() {
+  std::string name;
+  std::optional<Failure> failure;
+  if (impl_->comm.rank() == 0) {
+    try {
+      if (auto p = read_latest(impl_->root)) name = p->string();
+    } catch (...) {
+      failure = detail::capture_current_exception();
+    }
+  }
+  detail::agree(impl_->comm, failure, "latest");
+  impl_->comm.bcast_bytes(name, 0);
+  if (name.empty()) return std::nullopt;
+  return fs::path(name);
+}
+
+}  // namespace ckptio

@@ -1,0 +1,139 @@
+#include "io/fs_util.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <regex>
+
+#include "ckptio/error.hpp"
+
+namespace ckptio::detail {
+namespace {
+
+[[noreturn]] void throw_errno(const std::string& what, int err) {
+  const std::string text = what + ": " + std::strerror(err) + (err == ENOSPC ? " (ENOSPC)" : "");
+  throw IoError(text);
+}
+
+void fsync_fd_or_throw(int fd, const std::string& what) {
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_errno(what, err);
+  }
+}
+
+}  // namespace
+
+void fsync_path(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) throw_errno("open " + path.string() + " for fsync", errno);
+  fsync_fd_or_throw(fd, "fsync " + path.string());
+  ::close(fd);
+}
+
+void fsync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open folder " + dir.string() + " for fsync", errno);
+  fsync_fd_or_throw(fd, "fsync folder " + dir.string());
+  ::close(fd);
+}
+
+void rename_path(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) throw_errno("rename " + from.string() + " to " + to.string(), errno);
+}
+
+void remove_file_if_exists(const std::filesystem::path& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("remove " + path.string(), errno);
+}
+
+void atomic_write_file(const std::filesystem::path& path, const std::string& content) {
+  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  remove_file_if_exists(tmp);
+  // O_EXCL|O_NOFOLLOW: never write through a symlink planted at the temporary name.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) throw_errno("create " + tmp.string(), errno);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw_errno("write " + tmp.string(), err);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw_errno("fsync " + tmp.string(), err);
+  }
+  ::close(fd);
+  // rename() replaces a symlink at `path` itself, never the file it points to.
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw_errno("rename " + tmp.string() + " to " + path.string(), err);
+  }
+  fsync_directory(path.parent_path());
+}
+
+std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("open " + path.string(), errno);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      throw_errno("read " + path.string(), err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      throw FormatError(path.string() + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string iso_time(std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string iso_time_now() { return iso_time(static_cast<std::int64_t>(std::time(nullptr))); }
+
+std::optional<CheckpointName> parse_checkpoint_name(const std::string& file_name) {
+  static const std::regex pattern(R"(epoch(\d{1,18})-global_step(\d{1,18})\.h5)");
+  std::smatch m;
+  if (!std::regex_match(file_name, m, pattern)) return std::nullopt;
+  return CheckpointName{std::stoll(m[1].str()), std::stoll(m[2].str())};
+}
+
+}  // namespace ckptio::detail

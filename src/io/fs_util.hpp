@@ -1,0 +1,37 @@
+// POSIX file-system helpers for the commit protocol: fsync, atomic replace, names.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace ckptio::detail {
+
+// fsync a file's data and metadata; throws IoError.
+void fsync_path(const std::filesystem::path& path);
+// fsync a directory so that renames and creations in it are durable; throws IoError.
+void fsync_directory(const std::filesystem::path& dir);
+// Writes `content` to `path` atomically: a temporary file in the same folder, fsync, rename
+// over `path`, fsync of the folder. Never follows a symlink at `path`. Throws IoError.
+void atomic_write_file(const std::filesystem::path& path, const std::string& content);
+// Renames; throws IoError naming both paths.
+void rename_path(const std::filesystem::path& from, const std::filesystem::path& to);
+// Removes a file if it exists (a symlink itself, never its target); throws IoError on other errors.
+void remove_file_if_exists(const std::filesystem::path& path);
+// Reads a small regular file (at most `max_bytes`); nullopt when it does not exist.
+std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes);
+
+std::string host_name();
+// Now as ISO 8601 UTC ("2026-11-22T08:00:00Z").
+std::string iso_time_now();
+std::string iso_time(std::int64_t unix_seconds);
+
+// Parses "epoch{E}-global_step{G}.h5"; nullopt for any other name.
+struct CheckpointName {
+  std::int64_t epoch;
+  std::int64_t global_step;
+};
+std::optional<CheckpointName> parse_checkpoint_name(const std::string& file_name);
+
+}  // namespace ckptio::detail

@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include "ckptio/error.hpp"
+#include "core/write_plan.hpp"
+
+namespace ckptio::detail {
+namespace {
+
+TensorDecl decl(int group, std::string name, Shape shape, std::vector<Block> segments, DType dtype = DType::F32) {
+  return TensorDecl{group, std::move(name), dtype, std::move(shape), std::move(segments)};
+}
+
+TEST(WritePlan, ReplicatedPiecesAreWrittenOnceAndBalancedByBytes) {
+  // 4 ranks, 8 replicated tensors of equal size: each rank writes exactly 2.
+  std::vector<std::vector<TensorDecl>> per_rank(4);
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < 8; ++t) per_rank[r].push_back(decl(0, "t" + std::to_string(t), {16}, {Block{{0}, {16}}}));
+  const WritePlan plan = make_write_plan(per_rank);
+  ASSERT_EQ(plan.tensors.size(), 8u);
+  std::vector<int> writes(4, 0);
+  for (const auto& t : plan.tensors) {
+    ASSERT_EQ(t.pieces.size(), 1u);
+    EXPECT_EQ(t.pieces[0].holders, (std::vector<int>{0, 1, 2, 3}));
+    ++writes[t.pieces[0].writer];
+  }
+  EXPECT_EQ(writes, (std::vector<int>{2, 2, 2, 2}));
+  EXPECT_EQ(plan.bytes_per_rank, (std::vector<std::uint64_t>{128, 128, 128, 128}));
+}
+
+TEST(WritePlan, ShardedPiecesAreWrittenByTheirOwner) {
+  std::vector<std::vector<TensorDecl>> per_rank(2);
+  per_rank[0].push_back(decl(1, "w", {4, 2}, {Block{{0, 0}, {3, 2}}}));
+  per_rank[1].push_back(decl(1, "w", {4, 2}, {Block{{3, 0}, {1, 2}}}));
+  const WritePlan plan = make_write_plan(per_rank);
+  ASSERT_EQ(plan.tensors.size(), 1u);
+  ASSERT_EQ(plan.tensors[0].pieces.size(), 2u);
+  EXPECT_EQ(plan.tensors[0].pieces[0].writer, 0);
+  EXPECT_EQ(plan.tensors[0].pieces[1].writer, 1);
+  EXPECT_EQ(plan.tensors[0].group, 1);
+}
+
+TEST(WritePlan, OrderIsGroupThenRankZeroOrderThenOthers) {
+  std::vector<std::vector<TensorDecl>> per_rank(2);
+  per_rank[0] = {decl(2, "e", {1}, {Block{{0}, {1}}}), decl(0, "b", {1}, {Block{{0}, {1}}}),
+                 decl(0, "a", {1}, {Block{{0}, {1}}})};
+  per_rank[1] = {decl(0, "only_on_1", {1}, {Block{{0}, {1}}}), decl(0, "a", {1}, {Block{{0}, {1}}})};
+  const WritePlan plan = make_write_plan(per_rank);
+  std::vector<std::string> names;
+  for (const auto& t : plan.tensors) names.push_back(t.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"b", "a", "only_on_1", "e"}));
+}
+
+TEST(WritePlan, DisagreementsAreErrors) {
+  std::vector<std::vector<TensorDecl>> per_rank(2);
+  per_rank[0] = {decl(0, "w", {4}, {Block{{0}, {4}}})};
+  per_rank[1] = {decl(0, "w", {5}, {Block{{0}, {5}}})};
+  try {
+    make_write_plan(per_rank);
+    FAIL();
+  } catch (const MismatchError& e) {
+    EXPECT_STREQ(e.what(), "tensor model/w has global shape [4] on rank 0 but [5] on rank 1");
+  }
+  per_rank[1] = {decl(0, "w", {4}, {Block{{0}, {4}}}, DType::F16)};
+  try {
+    make_write_plan(per_rank);
+    FAIL();
+  } catch (const MismatchError& e) {
+    EXPECT_STREQ(e.what(), "tensor model/w has dtype F32 on rank 0 but F16 on rank 1");
+  }
+}
+
+TEST(WritePlan, UncoveredElementsAreAnError) {
+  std::vector<std::vector<TensorDecl>> per_rank(2);
+  per_rank[0] = {decl(0, "w", {4}, {Block{{0}, {2}}})};
+  per_rank[1] = {decl(0, "w", {4}, {Block{{3}, {1}}})};
+  try {
+    make_write_plan(per_rank);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "tensor model/w of shape [4]: the ranks' pieces cover 3 of its 4 elements; every element must be held "
+                 "by some rank");
+  }
+}
+
+TEST(WritePlan, EmptyTensorNeedsNoPieces) {
+  std::vector<std::vector<TensorDecl>> per_rank(2);
+  per_rank[0] = {decl(0, "empty", {0, 3}, {})};
+  per_rank[1] = {decl(0, "empty", {0, 3}, {})};
+  const WritePlan plan = make_write_plan(per_rank);
+  ASSERT_EQ(plan.tensors.size(), 1u);
+  EXPECT_TRUE(plan.tensors[0].pieces.empty());
+}
+
+TEST(WritePlan, DeclarationsSurviveEncoding) {
+  std::vector<TensorDecl> d = {decl(2, "x.y", {3, 4}, {Block{{1, 0}, {2, 4}}, Block{{0, 2}, {1, 2}}}, DType::BF16)};
+  const auto back = decode_decls(encode_decls(d));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].group, 2);
+  EXPECT_EQ(back[0].name, "x.y");
+  EXPECT_EQ(back[0].dtype, DType::BF16);
+  EXPECT_EQ(back[0].shape, (Shape{3, 4}));
+  EXPECT_EQ(back[0].segments, d[0].segments);
+}
+
+}  // namespace
+}  // namespace ckptio::detail

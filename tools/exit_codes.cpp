@@ -1,0 +1,21 @@
+#include "exit_codes.hpp"
+
+#include <filesystem>
+
+#include "ckptio/error.hpp"
+
+namespace ckptio::tool {
+
+Failure describe_failure(const std::exception& error) {
+  if (const auto* ckptio_error = dynamic_cast<const ckptio::Error*>(&error)) {
+    return {ckptio::exit_code_for(ckptio_error->kind()), ckptio_error->what()};
+  }
+  // The operating system refused a directory scan or a stat: that is I/O, whatever the
+  // standard library calls it.
+  if (dynamic_cast<const std::filesystem::filesystem_error*>(&error) != nullptr) {
+    return {kExitIo, error.what()};
+  }
+  return {kExitBadInput, error.what()};
+}
+
+}  // namespace ckptio::tool
