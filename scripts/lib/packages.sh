@@ -1,0 +1,30 @@
+# shellcheck shell=bash disable=SC2034  # the list is read by setup.sh, which sources this file
+# The Debian packages that building, testing and demonstrating ckptio need: the one list
+# that scripts/lib/setup.sh installs from. Append here when the project starts to need
+# another package (slurm-wlm for the Slurm tests, libclang-rt-14-dev for sanitizers, ...).
+CKPTIO_APT_PACKAGES=(
+  # compilers and build tools
+  build-essential
+  cmake
+  pkg-config
+  git
+  # MPI and parallel HDF5 (the library's own dependencies)
+  openmpi-bin
+  libopenmpi-dev
+  libhdf5-openmpi-dev
+  hdf5-tools
+  # header-only and small libraries the library and its tool use
+  nlohmann-json3-dev
+  libcli11-dev
+  libxxhash-dev
+  # tests and benchmarks
+  googletest
+  libgtest-dev
+  libbenchmark-dev
+  # interoperability tests read containers back with h5py (Debian's /usr/bin/python3)
+  python3
+  python3-h5py
+  python3-numpy
+  # ps/pgrep/pkill, used by tests that watch or signal processes
+  procps
+)
