@@ -13,6 +13,8 @@ CKPTIO_APT_PACKAGES=(
   libopenmpi-dev
   libhdf5-openmpi-dev
   hdf5-tools
+  # a serial HDF5 beside it, for the test that configuring against one fails clearly
+  libhdf5-dev
   # header-only and small libraries the library and its tool use
   nlohmann-json3-dev
   libcli11-dev
