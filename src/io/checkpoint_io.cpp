@@ -449,11 +449,14 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
       pos = end + 1;
     }
   }
+  // Which groups any rank asked for, as one bit each, in a single reduction.
+  std::int64_t my_groups = 0;
+  for (int g = 0; g < 3; ++g)
+    if (targets.group(kGroupNames[g])) my_groups |= std::int64_t{1} << g;
   std::set<std::string> requested_groups;
-  for (int g = 0; g < 3; ++g) {
-    const std::int64_t wants = targets.group(kGroupNames[g]).has_value() ? 1 : 0;
-    if (comm.allreduce_max(wants)) requested_groups.insert(kGroupNames[g]);
-  }
+  const std::int64_t any_groups = comm.allreduce_bitwise_or(my_groups);
+  for (int g = 0; g < 3; ++g)
+    if (any_groups & (std::int64_t{1} << g)) requested_groups.insert(kGroupNames[g]);
   for (const auto& key : requested)
     if (!stored.count(key)) result.keys.missing.push_back({key.first, key.second});
   for (const auto& t : index.tensors)

@@ -99,6 +99,11 @@ std::int64_t Comm::allreduce_sum(std::int64_t value) const {
   check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
   return out;
 }
+std::int64_t Comm::allreduce_bitwise_or(std::int64_t value) const {
+  std::int64_t out = 0;
+  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_BOR, comm_), "MPI_Allreduce");
+  return out;
+}
 double Comm::allreduce_max(double value) const {
   double out = 0;
   check_mpi(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");

@@ -34,6 +34,7 @@ class Comm {
   std::int64_t allreduce_min(std::int64_t value) const;
   std::int64_t allreduce_max(std::int64_t value) const;
   std::int64_t allreduce_sum(std::int64_t value) const;
+  std::int64_t allreduce_bitwise_or(std::int64_t value) const;
   double allreduce_max(double value) const;
 
  private:
