@@ -18,6 +18,9 @@ struct CheckpointOptions {
   int keep_last = 0;
   // Take the root's lock file so that a second job writing into the same root is refused.
   bool lock_root = true;
+  // Most bytes of host memory save_async may use to stage a copy of the shards (0: no
+  // limit). A save_async that would need more writes synchronously instead, with a warning.
+  std::uint64_t max_staging_bytes = 0;
 };
 
 struct LoadOptions {
@@ -48,10 +51,33 @@ class CheckpointIO {
   // returns its path. An existing checkpoint of the same name is replaced.
   std::filesystem::path save(const Snapshot& snapshot);
 
-  // Collective. Loads `path` into the shards of `targets` (any world size, any split) and
-  // returns the running state. `path` is a container file, a checkpoint file name inside
-  // the root, or a folder (resolved through its `latest`). Never falls back to another
-  // checkpoint.
+  // Collective. Like save(), but returns as soon as this rank's shards are copied into a
+  // reusable staging buffer: a background thread, on its own duplicate of the communicator,
+  // writes and commits the checkpoint while training goes on, so the snapshot's tensors may
+  // change as soon as this returns. Waits for the previous save first. Needs MPI initialised
+  // with MPI_THREAD_MULTIPLE (UsageError otherwise). While a save is in flight, the program
+  // must not call HDF5 itself (ckptio's own calls wait for it). Returns the path the
+  // checkpoint will have once committed; its outcome is reported by the next wait(), save(),
+  // save_async(), load(), load_latest() or latest() on this object, which rethrow its error.
+  // Pending saves are finished inside MPI_Finalize, before HDF5 shuts down.
+  std::filesystem::path save_async(const Snapshot& snapshot);
+
+  // Waits for the save in flight, if any, and rethrows its error. Not collective, but the
+  // background save is: every rank gets the same outcome.
+  void wait();
+  // True from save_async until the wait that collects its outcome.
+  bool save_in_flight() const;
+  // Seconds since the save in flight started (0 when none).
+  double in_flight_seconds() const;
+  // Wall-clock seconds of the most recent completed save, from the call to the commit (for
+  // save_async including the background part); 0 before the first.
+  double last_save_seconds() const;
+  // Bytes of host memory the staging buffer holds (it grows to the largest snapshot staged).
+  std::uint64_t staging_bytes() const;
+
+  // Collective (waits for a save in flight first, as do load_latest and latest). Loads `path` into the shards of
+  // `targets` (any world size, any split) and returns the running state. `path` is a container file, a checkpoint file
+  // name inside the root, or a folder (resolved through its `latest`). Never falls back to another checkpoint.
   LoadResult load(const std::filesystem::path& path, const Snapshot& targets, const LoadOptions& options = {});
 
   // Collective. Loads the root's `latest`; when it cannot be opened, falls back to the next

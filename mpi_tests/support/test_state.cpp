@@ -25,8 +25,8 @@ void TestState::fill() {
     fill_pattern(*group_of(snapshot_, spec.group)->find(spec.name), seed_for(spec.group + "/" + spec.name));
 }
 
-void TestState::poison() {
-  for (const auto& spec : specs_) test::poison(*group_of(snapshot_, spec.group)->find(spec.name));
+void TestState::poison(std::uint8_t value) {
+  for (const auto& spec : specs_) test::poison(*group_of(snapshot_, spec.group)->find(spec.name), value);
 }
 
 std::string TestState::check() const {

@@ -26,7 +26,7 @@ class TestState {
   Snapshot& snapshot() { return snapshot_; }
   const Snapshot& snapshot() const { return snapshot_; }
   void fill();
-  void poison();
+  void poison(std::uint8_t value = 0xA5);
   // "" when every tensor holds the pattern, else "<group>/<name>: <problem>" of the first bad one.
   std::string check() const;
 

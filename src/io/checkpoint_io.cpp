@@ -1,6 +1,7 @@
 #include "ckptio/checkpoint_io.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -19,10 +20,13 @@
 #include "h5/container_reader.hpp"
 #include "h5/container_writer.hpp"
 #include "h5/index_codec.hpp"
+#include "h5/library_lock.hpp"
 #include "h5/running_state_codec.hpp"
+#include "io/background_save.hpp"
 #include "io/fs_util.hpp"
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
+#include "io/staging_pool.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 
@@ -139,6 +143,17 @@ struct CheckpointIO::Impl {
   CheckpointOptions options;
   detail::RootLock lock;  // held by rank 0
 
+  // Asynchronous saves: a twin on its own duplicate of the communicator (so that its
+  // collectives never mix with this thread's), the staging copy, and the thread.
+  std::unique_ptr<Impl> twin;
+  detail::StagingPool staging;
+  std::unique_ptr<detail::BackgroundSave> background;
+  std::atomic<double> last_save_seconds{0.0};
+  std::atomic<std::int64_t> in_flight_since_ns{0};  // steady_clock; 0 when none
+
+  ~Impl();
+  void wait_for_background();
+  fs::path save_async(const Snapshot& snapshot);
   fs::path save(const Snapshot& snapshot);
   LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
   fs::path resolve(const fs::path& path);
@@ -162,6 +177,11 @@ CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions optio
   });
 }
 
+CheckpointIO::Impl::~Impl() {
+  // The thread uses twin and staging: it must end before they are destroyed.
+  background.reset();
+}
+
 CheckpointIO::~CheckpointIO() = default;
 CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
 CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
@@ -174,9 +194,90 @@ std::string checkpoint_file_name(std::int64_t epoch, std::int64_t global_step) {
   return "epoch" + std::to_string(epoch) + "-global_step" + std::to_string(global_step) + ".h5";
 }
 
-fs::path CheckpointIO::save(const Snapshot& snapshot) { return impl_->save(snapshot); }
+fs::path CheckpointIO::save(const Snapshot& snapshot) {
+  impl_->wait_for_background();
+  const auto start = std::chrono::steady_clock::now();
+  fs::path path = impl_->save(snapshot);
+  impl_->last_save_seconds = seconds_since(start);
+  return path;
+}
+
+fs::path CheckpointIO::save_async(const Snapshot& snapshot) { return impl_->save_async(snapshot); }
+
+void CheckpointIO::wait() { impl_->wait_for_background(); }
+
+bool CheckpointIO::save_in_flight() const { return impl_->background && impl_->background->pending(); }
+
+double CheckpointIO::in_flight_seconds() const {
+  const std::int64_t since = impl_->in_flight_since_ns;
+  if (since == 0) return 0.0;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch() -
+                                       std::chrono::nanoseconds(since))
+      .count();
+}
+
+double CheckpointIO::last_save_seconds() const { return impl_->last_save_seconds; }
+
+std::uint64_t CheckpointIO::staging_bytes() const { return impl_->staging.capacity(); }
+
+void CheckpointIO::Impl::wait_for_background() {
+  if (background) background->wait();
+}
+
+fs::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
+  wait_for_background();
+  const auto start = std::chrono::steady_clock::now();
+  std::uint64_t needed = 0;
+  run_agreed(comm, "save_async", [&] {
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_MULTIPLE)
+      throw UsageError(
+          "save_async needs MPI_THREAD_MULTIPLE: initialise MPI with MPI_Init_thread(&argc, &argv, "
+          "MPI_THREAD_MULTIPLE, &provided) and check `provided`");
+    collect_local_tensors(snapshot, comm.rank(), "save_async:");  // refuses device memory and bad pieces
+    needed = detail::StagingPool::bytes_needed(snapshot);
+  });
+  const auto most_needed = static_cast<std::uint64_t>(comm.allreduce_max(static_cast<std::int64_t>(needed)));
+  if (options.max_staging_bytes > 0 && most_needed > options.max_staging_bytes) {
+    detail::log_warn("save_async: staging would take ", human_bytes(static_cast<double>(most_needed)),
+                     " on some rank, over max_staging_bytes (",
+                     human_bytes(static_cast<double>(options.max_staging_bytes)), "); saving synchronously instead");
+    fs::path path = save(snapshot);
+    last_save_seconds = seconds_since(start);
+    return path;
+  }
+  if (!twin) {
+    // HDF5 registers its MPI_Finalize hook at initialisation: initialise it before
+    // registering ours, so that ours runs first and joins the thread while HDF5 still works.
+    detail::h5::initialise_library();
+    detail::BackgroundSave::register_finalize_hook();
+    twin = std::make_unique<Impl>();
+    twin->comm = Comm(comm.get());
+    twin->root = root;
+    twin->options = options;
+    background = std::make_unique<detail::BackgroundSave>();
+  }
+  Snapshot staged = staging.stage(snapshot);
+  const double staging_seconds = seconds_since(start);
+  in_flight_since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+  background->start([this, staged = std::move(staged), start] {
+    try {
+      twin->save(staged);
+    } catch (...) {
+      in_flight_since_ns = 0;
+      throw;
+    }
+    last_save_seconds = seconds_since(start);
+    in_flight_since_ns = 0;
+  });
+  detail::log_debug("save_async: staged ", human_bytes(static_cast<double>(needed)), " in ", fixed(staging_seconds, 3),
+                    " s; writing in the background");
+  return root / checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+}
 
 fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
+  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
   const auto start = std::chrono::steady_clock::now();
   const int rank = comm.rank();
 
@@ -402,10 +503,12 @@ fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
 }
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
+  impl_->wait_for_background();
   return impl_->load_file(impl_->resolve(path), targets, options);
 }
 
 LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options) {
+  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
   const auto start = std::chrono::steady_clock::now();
   const int rank = comm.rank();
   const std::string file_name = file.string();
@@ -550,6 +653,7 @@ std::vector<std::string> CheckpointIO::Impl::load_candidates() {
 }
 
 std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, const LoadOptions& options) {
+  impl_->wait_for_background();
   const auto candidates = impl_->load_candidates();
   if (candidates.empty()) {
     detail::log_info("no checkpoint in ", impl_->root.string(), ": starting fresh");
@@ -572,6 +676,7 @@ std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, con
 }
 
 std::optional<fs::path> CheckpointIO::latest() {
+  impl_->wait_for_background();
   std::string name;
   std::optional<Failure> failure;
   if (impl_->comm.rank() == 0) {

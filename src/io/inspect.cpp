@@ -8,6 +8,7 @@
 #include "h5/container_format.hpp"
 #include "h5/container_reader.hpp"
 #include "h5/index_codec.hpp"
+#include "h5/library_lock.hpp"
 #include "h5/running_state_codec.hpp"
 #include "io/fs_util.hpp"
 #include "io/retention.hpp"
@@ -40,6 +41,7 @@ fs::path resolve_checkpoint_path(const fs::path& path) {
 
 ContainerInfo inspect_container(const fs::path& path) {
   const fs::path file = resolve_checkpoint_path(path);
+  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
   detail::h5::ContainerReader reader(MPI_COMM_NULL, file.string());
   const auto index = detail::h5::decode_index(reader.read_bytes(detail::h5::kIndexDataset, 1ull << 30), file.string());
   ContainerInfo info;

@@ -1,0 +1,205 @@
+// save_async: the same checkpoint as save, a staging copy that makes the caller's tensors
+// free as soon as it returns, errors surfacing at the next wait on every rank, waiting on
+// destruction, and the staging cap.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "support/agreement.hpp"
+#include "support/test_state.hpp"
+
+namespace ckptio::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<TensorSpec> mixed_specs() {
+  return {{"model", "w", DType::F32, {64, 48}, Layout::Dim0Blocks},
+          {"model", "b", DType::BF16, {48}, Layout::Replicated},
+          {"optimizer", "w.exp_avg", DType::F32, {64, 48}, Layout::Flat},
+          {"ema", "w", DType::F32, {64, 48}, Layout::LastDimBlocks},
+          {"ema", "step", DType::I64, {}, Layout::Replicated}};
+}
+
+std::string read_latest_line(const fs::path& root) {
+  std::ifstream in(root / "latest");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+TEST(AsyncSave, WritesWhatSaveWritesAndLoadsBitExact) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  state.snapshot().running.global_step = 7;
+  state.snapshot().running.sampler = {{"seed", 3}};
+  state.snapshot().rank_blob = {1, 2, static_cast<std::uint8_t>(world_rank())};
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  const fs::path path = io.save_async(state.snapshot());
+  EXPECT_EQ(path, dir / "epoch0-global_step7.h5");
+  EXPECT_TRUE(io.save_in_flight());
+  io.wait();
+  EXPECT_FALSE(io.save_in_flight());
+  EXPECT_GT(io.last_save_seconds(), 0.0);
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step7.h5");
+
+  state.poison();
+  const auto r = io.load(path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+  EXPECT_EQ(r.running.global_step, 7);
+  EXPECT_EQ(r.running.sampler, state.snapshot().running.sampler);
+  EXPECT_EQ(r.rank_blob, state.snapshot().rank_blob);
+
+  // The same tensors, pieces and writers as a synchronous save of the same state.
+  state.fill();
+  state.snapshot().running.global_step = 8;
+  const fs::path sync_path = io.save(state.snapshot());
+  const auto async_info = inspect_container(path);
+  const auto sync_info = inspect_container(sync_path);
+  ASSERT_EQ(async_info.tensors.size(), sync_info.tensors.size());
+  for (std::size_t i = 0; i < sync_info.tensors.size(); ++i) {
+    EXPECT_EQ(async_info.tensors[i].name, sync_info.tensors[i].name);
+    EXPECT_EQ(async_info.tensors[i].pieces, sync_info.tensors[i].pieces);
+  }
+}
+
+TEST(AsyncSave, TensorsChangedRightAfterReturnDoNotChangeWhatIsWritten) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  const fs::path path = io.save_async(state.snapshot());
+  state.poison(0x00);  // training goes on and overwrites its tensors at once
+  io.wait();
+  state.poison(0x5A);
+  io.load(path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+}
+
+TEST(AsyncSave, StagingBufferIsReusedAcrossSaves) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path(), {.keep_last = 2});
+  EXPECT_EQ(io.staging_bytes(), 0u);
+  for (int g = 1; g <= 5; ++g) {
+    state.snapshot().running.global_step = g;
+    io.save_async(state.snapshot());  // waits for the previous one
+    if (g == 1) ASSERT_GT(io.staging_bytes(), 0u);
+  }
+  const auto first_capacity = io.staging_bytes();
+  io.wait();
+  EXPECT_EQ(io.staging_bytes(), first_capacity);
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step5.h5");
+  MPI_Barrier(MPI_COMM_WORLD);
+  std::size_t containers = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) containers += e.path().extension() == ".h5";
+  EXPECT_EQ(containers, 2u);
+}
+
+TEST(AsyncSave, StagingCapFallsBackToSynchronousSave) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path(), {.max_staging_bytes = 1024});
+  state.snapshot().running.global_step = 3;
+  const fs::path path = io.save_async(state.snapshot());
+  EXPECT_FALSE(io.save_in_flight());  // written before returning
+  EXPECT_EQ(io.staging_bytes(), 0u);
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step3.h5");
+  state.poison();
+  io.load(path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+}
+
+TEST(AsyncSave, BackgroundErrorSurfacesOnEveryRankAndKeepsPreviousCheckpoint) {
+  SharedTempDir dir;
+  TestState state({{"model", "w", DType::F32, {16, 4}, Layout::Replicated}}, world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  state.snapshot().running.global_step = 1;
+  io.save_async(state.snapshot());
+  io.wait();
+  // The running state differs on the last rank: the background save's plan fails.
+  state.snapshot().running.global_step = 2;
+  if (world_rank() == world_size() - 1) state.snapshot().running.epoch = 9;
+  if (world_size() > 1) {
+    io.save_async(state.snapshot());
+    const auto msg = expect_agreed_error<MismatchError>([&] { io.wait(); });
+    EXPECT_EQ(msg, "[ckptio] [rank 0] save: running state field 'epoch' differs between rank 0 and rank " +
+                       std::to_string(world_size() - 1) + "; it must be the same on every rank");
+    EXPECT_FALSE(io.save_in_flight());
+    io.wait();  // the error is reported once
+  }
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step1.h5");
+  state.snapshot().running.epoch = 0;
+  state.poison();
+  const auto r = io.load_latest(state.snapshot());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->running.global_step, 1);
+  EXPECT_EQ(state.check(), "");
+}
+
+TEST(AsyncSave, DestructionWaitsForTheSaveInFlight) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  {
+    CheckpointIO io(MPI_COMM_WORLD, dir.path());
+    state.snapshot().running.global_step = 11;
+    io.save_async(state.snapshot());
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step11.h5");
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  state.poison();
+  ASSERT_TRUE(io.load_latest(state.snapshot()));
+  EXPECT_EQ(state.check(), "");
+}
+
+TEST(AsyncSave, DeviceMemoryIsRefusedBeforeStaging) {
+  SharedTempDir dir;
+  std::vector<float> host(4);
+  Snapshot s;
+  s.model.emplace();
+  auto shard = TensorShard::whole(host.data(), DType::F32, {4});
+  shard.device = 0;
+  s.model->add("w", shard);
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  const auto msg = expect_agreed_error<UsageError>([&] { io.save_async(s); });
+  EXPECT_EQ(msg,
+            "[ckptio] [rank 0] save_async: save_async: tensor model/w on rank 0: device memory (CUDA device 0) "
+            "is not supported by this build; pass host memory");
+  EXPECT_FALSE(io.save_in_flight());
+}
+
+// Run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw: the second save's writes fail
+// on rank 1 inside the I/O thread.
+TEST(AsyncFaultInjection, WriteFailureOnOneRankSurfacesAtWaitOnEveryRank) {
+  const char* spec = std::getenv("CKPTIO_FAULT_INJECT");
+  if (!spec || std::string(spec) != "save.write@1#2:throw" || world_size() < 2)
+    GTEST_SKIP() << "run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw on 2+ ranks";
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  state.snapshot().running.global_step = 10;
+  io.save_async(state.snapshot());
+  state.snapshot().running.global_step = 20;
+  io.save_async(state.snapshot());  // waits for step 10 (fine), then fails in the background
+  const auto msg = expect_agreed_error<IoError>([&] { io.wait(); });
+  EXPECT_EQ(msg, "[ckptio] [rank 1] save: write " + (dir / "epoch0-global_step20.h5.partial").string() +
+                     ": injected fault at save.write");
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step20.h5.partial"));
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step10.h5");
+  state.snapshot().running.global_step = 30;
+  io.save_async(state.snapshot());
+  io.wait();
+  EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step30.h5");
+}
+
+}  // namespace
+}  // namespace ckptio::test
