@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -39,6 +40,7 @@ struct BenchOptions {
   int reshard_ranks = 0;
   bool keep_cache = false;
   double settle_seconds = 0;
+  bool async = false;
 };
 
 // Rank and size of the job, and where the JSON lines go.
@@ -137,6 +139,68 @@ void measure_load(const Job& job, const BenchOptions& options, const Workload& w
   }
 }
 
+// A stand-in for a training step: arithmetic over a buffer that fits in cache, so that it
+// measures the CPU time left to training, not memory bandwidth. Returns a value so that the
+// compiler cannot drop the work.
+double compute_chunk(std::vector<double>& buffer) {
+  double sum = 0;
+  for (int pass = 0; pass < 64; ++pass)
+    for (double& v : buffer) {
+      v = v * 1.0000001 + 1e-9;
+      sum += v;
+    }
+  return sum;
+}
+
+// Collective. save_async of the snapshot (a new global step in `io`'s root) while every
+// rank runs compute chunks: prints the time the caller was blocked in save_async, the
+// whole save's time (to wait()), and how much slower the chunks ran while the background
+// write proceeded than alone.
+void measure_async_save(const Job& job, const BenchOptions& options, const Workload& workload, ckptio::CheckpointIO& io,
+                        ckptio::Snapshot snapshot, double sync_seconds, int repeat) {
+  std::vector<double> buffer(4096, 1.0);
+  volatile double sink = 0;
+  // Calibrate: chunks that take as long as the synchronous save did.
+  const double chunk_start = MPI_Wtime();
+  int calibration_chunks = 0;
+  while (MPI_Wtime() - chunk_start < 0.2 || calibration_chunks < 3) {
+    sink = sink + compute_chunk(buffer);
+    ++calibration_chunks;
+  }
+  const double chunk_seconds = (MPI_Wtime() - chunk_start) / calibration_chunks;
+  int chunks = std::max(1, static_cast<int>(sync_seconds / chunk_seconds));
+  MPI_Allreduce(MPI_IN_PLACE, &chunks, 1, MPI_INT, MPI_MAX, job.comm);
+  auto run_chunks = [&] {
+    for (int i = 0; i < chunks; ++i) sink = sink + compute_chunk(buffer);
+  };
+  const double alone = time_collective(job, run_chunks);
+
+  flush_dirty_pages(job.comm);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+  snapshot.running.global_step += 1000;
+  MPI_Barrier(job.comm);
+  const double start = MPI_Wtime();
+  double blocked = MPI_Wtime();
+  io.save_async(snapshot);
+  blocked = MPI_Wtime() - blocked;
+  MPI_Allreduce(MPI_IN_PLACE, &blocked, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  double with_io = MPI_Wtime();
+  run_chunks();
+  with_io = MPI_Wtime() - with_io;
+  MPI_Allreduce(MPI_IN_PLACE, &with_io, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  io.wait();
+  double total = MPI_Wtime() - start;
+  MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+
+  nlohmann::ordered_json record = measurement("save_async", repeat, job, job.size, workload, total);
+  record["blocked_seconds"] = blocked;
+  record["sync_save_seconds"] = sync_seconds;
+  record["compute_alone_seconds"] = alone;
+  record["compute_during_save_seconds"] = with_io;
+  record["staging_bytes"] = io.staging_bytes();
+  print(job, record);
+}
+
 // Collective. One save into a fresh root, then the loads from it; removes the root after.
 void run_repeat(const Job& job, const BenchOptions& options, const Workload& workload, const ckptio::Snapshot& snapshot,
                 int repeat) {
@@ -162,6 +226,7 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     if (options.reshard_ranks > 0) {
       measure_load(job, options, workload, io, path, "load_resharded", options.reshard_ranks, repeat, global_step);
     }
+    if (options.async) measure_async_save(job, options, workload, io, snapshot, seconds, repeat);
   }
   MPI_Barrier(job.comm);
   if (job.is_root()) fs::remove_all(root);
@@ -192,6 +257,8 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                  "seconds to wait before each timed save, so that freed memory has settled (see PERFORMANCE.md)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_flag("--async", options.async,
+               "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
