@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "cuda/device.hpp"
+#include "cuda/memory.hpp"
 #include "support/agreement.hpp"
 #include "support/test_state.hpp"
 
@@ -159,7 +161,8 @@ TEST(AsyncSave, DestructionWaitsForTheSaveInFlight) {
   EXPECT_EQ(state.check(), "");
 }
 
-TEST(AsyncSave, DeviceMemoryIsRefusedBeforeStaging) {
+TEST(AsyncSave, UnusableDeviceMemoryIsRefusedBeforeStaging) {
+  if (detail::cuda::device_count() > 0) GTEST_SKIP() << "a CUDA device is usable here";
   SharedTempDir dir;
   std::vector<float> host(4);
   Snapshot s;
@@ -169,10 +172,14 @@ TEST(AsyncSave, DeviceMemoryIsRefusedBeforeStaging) {
   s.model->add("w", shard);
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   const auto msg = expect_agreed_error<UsageError>([&] { io.save_async(s); });
-  EXPECT_EQ(msg,
-            "[ckptio] [rank 0] save_async: save_async: tensor model/w on rank 0: device memory (CUDA device 0) "
-            "is not supported by this build; pass host memory");
+  const std::string reason = detail::cuda::device_supported()
+                                 ? "CUDA device 0 is not usable in this process (it sees 0 CUDA devices)"
+                                 : "device memory (CUDA device 0) is not supported by this build; pass host memory";
+  EXPECT_EQ(msg, "[ckptio] [rank 0] save_async: save_async: tensor model/w on rank 0: " + reason);
   EXPECT_FALSE(io.save_in_flight());
+  const std::string sync_operation = detail::cuda::device_supported() ? "save: copy device tensors to host" : "save";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.save(s); }),
+            "[ckptio] [rank 0] " + sync_operation + ": save: tensor model/w on rank 0: " + reason);
 }
 
 // Run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw: the second save's writes fail

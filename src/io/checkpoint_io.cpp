@@ -16,6 +16,8 @@
 #include "core/log.hpp"
 #include "core/piece_math.hpp"
 #include "core/write_plan.hpp"
+#include "cuda/device.hpp"
+#include "cuda/memory.hpp"
 #include "h5/container_format.hpp"
 #include "h5/container_reader.hpp"
 #include "h5/container_writer.hpp"
@@ -77,14 +79,26 @@ struct LocalTensor {
   std::vector<detail::Segment> segments;
 };
 
-std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation) {
+// Device shards reach the HDF5 code only as host copies (StagingPool); `allow_device`
+// accepts them where the caller stages them next, in a build with CUDA.
+std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation,
+                                               bool allow_device = false) {
   std::vector<LocalTensor> out;
   for (int g = 0; g < 3; ++g) {
     const auto& dict = snapshot.group(kGroupNames[g]);
     if (!dict) continue;
     for (const auto& [name, shard] : *dict) {
       const std::string where = qualified(kGroupNames[g], name);
-      if (shard.device != kHostMemory)
+      if (shard.device < kHostMemory)
+        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
+                         ": device " + std::to_string(shard.device) + " is neither a CUDA device ordinal (>= 0) nor " +
+                         "kHostMemory (-1)");
+      if (shard.device != kHostMemory && allow_device && detail::cuda::device_supported() &&
+          shard.device >= detail::cuda::device_count())
+        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
+                         ": CUDA device " + std::to_string(shard.device) + " is not usable in this process (it sees " +
+                         std::to_string(detail::cuda::device_count()) + " CUDA devices)");
+      if (shard.device != kHostMemory && !(allow_device && detail::cuda::device_supported()))
         throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
                          ": device memory (CUDA device " + std::to_string(shard.device) +
                          ") is not supported by this build; pass host memory");
@@ -147,6 +161,8 @@ struct CheckpointIO::Impl {
   // collectives never mix with this thread's), the staging copy, and the thread.
   std::unique_ptr<Impl> twin;
   detail::StagingPool staging;
+  // Host copies of shards in device memory, for synchronous saves and loads.
+  detail::StagingPool device_staging;
   std::unique_ptr<detail::BackgroundSave> background;
   std::atomic<double> last_save_seconds{0.0};
   std::atomic<std::int64_t> in_flight_since_ns{0};  // steady_clock; 0 when none
@@ -154,6 +170,8 @@ struct CheckpointIO::Impl {
   ~Impl();
   void wait_for_background();
   fs::path save_async(const Snapshot& snapshot);
+  fs::path save_from_any_memory(const Snapshot& snapshot);
+  LoadResult load_into_any_memory(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
   fs::path save(const Snapshot& snapshot);
   LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
   fs::path resolve(const fs::path& path);
@@ -197,9 +215,43 @@ std::string checkpoint_file_name(std::int64_t epoch, std::int64_t global_step) {
 fs::path CheckpointIO::save(const Snapshot& snapshot) {
   impl_->wait_for_background();
   const auto start = std::chrono::steady_clock::now();
-  fs::path path = impl_->save(snapshot);
+  fs::path path = impl_->save_from_any_memory(snapshot);
   impl_->last_save_seconds = seconds_since(start);
   return path;
+}
+
+// A build with CUDA copies device shards to host memory first (HDF5 reads host memory only);
+// collective like save. Without CUDA, save() itself refuses device shards clearly.
+fs::path CheckpointIO::Impl::save_from_any_memory(const Snapshot& snapshot) {
+  if (!detail::cuda::device_supported()) return save(snapshot);
+  Snapshot host_copy;
+  bool staged = false;
+  run_agreed(comm, "save: copy device tensors to host", [&] {
+    if (!detail::StagingPool::has_device_shards(snapshot)) return;
+    collect_local_tensors(snapshot, comm.rank(), "save:", true);  // validate before copying
+    host_copy = device_staging.stage(snapshot, detail::StagingPool::Shards::DeviceOnly);
+    staged = true;
+  });
+  return save(staged ? host_copy : snapshot);
+}
+
+// Loads into host buffers for the device shards, then copies them to the devices.
+LoadResult CheckpointIO::Impl::load_into_any_memory(const fs::path& file, const Snapshot& targets,
+                                                    const LoadOptions& load_options) {
+  if (!detail::cuda::device_supported()) return load_file(file, targets, load_options);
+  Snapshot host_targets;
+  bool staged = false;
+  run_agreed(comm, "load: prepare host buffers for device tensors", [&] {
+    if (!detail::StagingPool::has_device_shards(targets)) return;
+    collect_local_tensors(targets, comm.rank(), "load:", true);
+    host_targets = device_staging.host_targets(targets);
+    staged = true;
+  });
+  LoadResult result = load_file(file, staged ? host_targets : targets, load_options);
+  run_agreed(comm, "load: copy tensors to device memory", [&] {
+    if (staged) device_staging.copy_to_device(targets, host_targets);
+  });
+  return result;
 }
 
 fs::path CheckpointIO::save_async(const Snapshot& snapshot) { return impl_->save_async(snapshot); }
@@ -235,15 +287,15 @@ fs::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
       throw UsageError(
           "save_async needs MPI_THREAD_MULTIPLE: initialise MPI with MPI_Init_thread(&argc, &argv, "
           "MPI_THREAD_MULTIPLE, &provided) and check `provided`");
-    collect_local_tensors(snapshot, comm.rank(), "save_async:");  // refuses device memory and bad pieces
-    needed = detail::StagingPool::bytes_needed(snapshot);
+    collect_local_tensors(snapshot, comm.rank(), "save_async:", true);  // refuses bad pieces
+    needed = detail::StagingPool::bytes_needed(snapshot, detail::StagingPool::Shards::All);
   });
   const auto most_needed = static_cast<std::uint64_t>(comm.allreduce_max(static_cast<std::int64_t>(needed)));
   if (options.max_staging_bytes > 0 && most_needed > options.max_staging_bytes) {
     detail::log_warn("save_async: staging would take ", human_bytes(static_cast<double>(most_needed)),
                      " on some rank, over max_staging_bytes (",
                      human_bytes(static_cast<double>(options.max_staging_bytes)), "); saving synchronously instead");
-    fs::path path = save(snapshot);
+    fs::path path = save_from_any_memory(snapshot);
     last_save_seconds = seconds_since(start);
     return path;
   }
@@ -258,7 +310,8 @@ fs::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
     twin->options = options;
     background = std::make_unique<detail::BackgroundSave>();
   }
-  Snapshot staged = staging.stage(snapshot);
+  Snapshot staged;
+  run_agreed(comm, "save_async: stage", [&] { staged = staging.stage(snapshot, detail::StagingPool::Shards::All); });
   const double staging_seconds = seconds_since(start);
   in_flight_since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
   background->start([this, staged = std::move(staged), start] {
@@ -504,7 +557,7 @@ fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
   impl_->wait_for_background();
-  return impl_->load_file(impl_->resolve(path), targets, options);
+  return impl_->load_into_any_memory(impl_->resolve(path), targets, options);
 }
 
 LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options) {
@@ -662,7 +715,7 @@ std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, con
   std::string errors;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     try {
-      return impl_->load_file(impl_->root / candidates[i], targets, options);
+      return impl_->load_into_any_memory(impl_->root / candidates[i], targets, options);
     } catch (const Error& e) {
       // Damaged or unreadable checkpoints are skipped; a state dict that does not fit the
       // checkpoint is the caller's problem and is not hidden by falling back.

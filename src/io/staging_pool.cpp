@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "cuda/memory.hpp"
+
 namespace ckptio::detail {
 
 namespace {
@@ -10,48 +12,95 @@ constexpr std::uint64_t kAlignment = 64;
 
 std::uint64_t aligned(std::uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
+bool selected(const TensorShard& shard, StagingPool::Shards which) {
+  return which == StagingPool::Shards::All || shard.device != kHostMemory;
+}
+
 }  // namespace
 
-std::uint64_t StagingPool::bytes_needed(const Snapshot& snapshot) {
+StagingPool::~StagingPool() { cuda::free_host(buffer_, pinned_); }
+
+std::uint64_t StagingPool::bytes_needed(const Snapshot& snapshot, Shards which) {
   std::uint64_t total = 0;
   for (const char* group : kGroupNames)
     if (const auto& dict = snapshot.group(group))
-      for (const auto& [name, shard] : *dict) total += aligned(shard.local_bytes());
+      for (const auto& [name, shard] : *dict)
+        if (selected(shard, which)) total += aligned(shard.local_bytes());
   return total;
 }
 
-Snapshot StagingPool::stage(const Snapshot& snapshot) {
-  const std::uint64_t needed = bytes_needed(snapshot);
-  if (needed > capacity_) {
-    // operator new[] of std::byte is aligned to __STDCPP_DEFAULT_NEW_ALIGNMENT__ (16);
-    // over-allocate so that the first copy can start on a 64-byte boundary.
-    buffer_.reset();
-    buffer_ = std::make_unique_for_overwrite<std::byte[]>(needed + kAlignment);
-    capacity_ = needed;
-  }
-  auto base = reinterpret_cast<std::uintptr_t>(buffer_.get());
-  std::byte* cursor = buffer_.get() + (aligned(base) - base);
+bool StagingPool::has_device_shards(const Snapshot& snapshot) {
+  for (const char* group : kGroupNames)
+    if (const auto& dict = snapshot.group(group))
+      for (const auto& [name, shard] : *dict)
+        if (shard.device != kHostMemory) return true;
+  return false;
+}
 
-  Snapshot staged;
-  staged.running = snapshot.running;
-  staged.rank_blob = snapshot.rank_blob;
-  std::optional<StateDict>* out_groups[] = {&staged.model, &staged.optimizer, &staged.ema};
+std::byte* StagingPool::reserve(std::uint64_t bytes) {
+  if (bytes > capacity_) {
+    cuda::free_host(buffer_, pinned_);
+    buffer_ = nullptr;
+    capacity_ = 0;
+    buffer_ = cuda::alloc_host(bytes, pinned_);
+    capacity_ = bytes;
+  }
+  return static_cast<std::byte*>(buffer_);
+}
+
+// A copy of `snapshot` in which every selected shard points at the next slot of the pool;
+// place(shard, slot) fills the slot.
+template <class Place>
+Snapshot StagingPool::rebind(const Snapshot& snapshot, Shards which, Place&& place) {
+  std::byte* cursor = reserve(bytes_needed(snapshot, which));
+  Snapshot out;
+  out.running = snapshot.running;
+  out.rank_blob = snapshot.rank_blob;
+  std::optional<StateDict>* out_groups[] = {&out.model, &out.optimizer, &out.ema};
   for (int g = 0; g < 3; ++g) {
     const auto& dict = snapshot.group(kGroupNames[g]);
     if (!dict) continue;
     StateDict copy;
     for (const auto& [name, shard] : *dict) {
-      // Device shards are refused before staging (save_async checks every shard first).
-      TensorShard staged_shard = shard;
-      const std::uint64_t bytes = shard.local_bytes();
-      if (bytes > 0 && shard.data != nullptr) std::memcpy(cursor, shard.data, bytes);
-      staged_shard.data = cursor;
-      cursor += aligned(bytes);
-      copy.add(name, std::move(staged_shard));
+      TensorShard rebound = shard;
+      if (selected(shard, which)) {
+        place(shard, cursor);
+        rebound.data = cursor;
+        rebound.device = kHostMemory;
+        cursor += aligned(shard.local_bytes());
+      }
+      copy.add(name, std::move(rebound));
     }
     *out_groups[g] = std::move(copy);
   }
-  return staged;
+  return out;
+}
+
+Snapshot StagingPool::stage(const Snapshot& snapshot, Shards which) {
+  return rebind(snapshot, which, [](const TensorShard& shard, std::byte* slot) {
+    const std::uint64_t bytes = shard.local_bytes();
+    if (bytes == 0 || shard.data == nullptr) return;
+    if (shard.device == kHostMemory)
+      std::memcpy(slot, shard.data, bytes);
+    else
+      cuda::copy_device_to_host(slot, shard.data, bytes, shard.device);
+  });
+}
+
+Snapshot StagingPool::host_targets(const Snapshot& targets) {
+  return rebind(targets, Shards::DeviceOnly, [](const TensorShard&, std::byte*) {});
+}
+
+void StagingPool::copy_to_device(const Snapshot& targets, const Snapshot& host_targets) const {
+  for (const char* group : kGroupNames) {
+    const auto& dict = targets.group(group);
+    if (!dict) continue;
+    const auto& host_dict = *host_targets.group(group);
+    for (const auto& [name, shard] : *dict) {
+      if (shard.device == kHostMemory || shard.local_bytes() == 0) continue;
+      cuda::copy_host_to_device(shard.data, host_dict.find(name)->data, shard.local_bytes(), shard.device);
+    }
+  }
 }
 
 }  // namespace ckptio::detail

@@ -1,9 +1,10 @@
-// A reusable host buffer that holds a copy of a snapshot's shards while an asynchronous
-// save writes them, so that training may change its tensors as soon as save_async returns.
+// A reusable host buffer (page-locked when a GPU is usable) that holds a host copy of a
+// snapshot's shards: every shard for an asynchronous save, so that training may change its
+// tensors as soon as save_async returns; only the shards in CUDA device memory for a
+// synchronous save or a load, which HDF5 can only read from and write to host memory.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 
 #include "ckptio/snapshot.hpp"
 
@@ -11,19 +12,40 @@ namespace ckptio::detail {
 
 class StagingPool {
  public:
-  // Bytes a staged copy of `snapshot` occupies (the local bytes of every shard, each
-  // rounded up to 64 bytes so that every copy starts aligned).
-  static std::uint64_t bytes_needed(const Snapshot& snapshot);
+  enum class Shards { All, DeviceOnly };
 
-  // Copies every shard of `snapshot` into the pool (growing it when needed; never
-  // shrinking) and returns a snapshot whose shards point into the pool. The pool must not
-  // be staged into again while the returned snapshot is in use.
-  Snapshot stage(const Snapshot& snapshot);
+  StagingPool() = default;
+  ~StagingPool();
+  StagingPool(const StagingPool&) = delete;
+  StagingPool& operator=(const StagingPool&) = delete;
+
+  // Bytes the staged copies of `which` shards of `snapshot` occupy (each rounded up to 64
+  // bytes so that every copy starts aligned).
+  static std::uint64_t bytes_needed(const Snapshot& snapshot, Shards which);
+  static bool has_device_shards(const Snapshot& snapshot);
+
+  // Copies `which` shards into the pool (device shards with a device-to-host copy; the
+  // pool grows when needed and never shrinks) and returns a snapshot whose shards point
+  // into the pool; the others keep pointing at the caller's memory. The pool must not be
+  // staged into again while the returned snapshot is in use.
+  Snapshot stage(const Snapshot& snapshot, Shards which);
+
+  // For a load into device memory: a snapshot like `targets` whose device shards are
+  // replaced by (uninitialised) host buffers of the pool; after the load,
+  // copy_to_device() copies them into the device shards of `targets`.
+  Snapshot host_targets(const Snapshot& targets);
+  void copy_to_device(const Snapshot& targets, const Snapshot& host_targets) const;
 
   std::uint64_t capacity() const { return capacity_; }
+  bool pinned() const { return pinned_; }
 
  private:
-  std::unique_ptr<std::byte[]> buffer_;
+  std::byte* reserve(std::uint64_t bytes);
+  template <class Place>
+  Snapshot rebind(const Snapshot& snapshot, Shards which, Place&& place);
+
+  void* buffer_ = nullptr;
+  bool pinned_ = false;
   std::uint64_t capacity_ = 0;
 };
 
