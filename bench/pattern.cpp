@@ -46,9 +46,9 @@ PatternCheck check_pattern(const Workload& workload, const LocalBlock& block) {
     if (check.mismatches++ == 0) {
       const std::uint64_t index = base + i;
       const auto columns = static_cast<std::uint64_t>(workload.columns);
-      check.first_mismatch = Workload::group_of(block.tensor) + std::string("/") + Workload::name_of(block.tensor) +
-                             "[" + std::to_string(index / columns) + ", " + std::to_string(index % columns) +
-                             "]: expected " + std::to_string(expected) + ", loaded " + std::to_string(data[i]);
+      check.first_mismatch = workload.group_of(block.tensor) + std::string("/") + workload.name_of(block.tensor) + "[" +
+                             std::to_string(index / columns) + ", " + std::to_string(index % columns) + "]: expected " +
+                             std::to_string(expected) + ", loaded " + std::to_string(data[i]);
     }
   }
   return check;

@@ -10,6 +10,9 @@
 
 #include <mpi.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -41,6 +44,8 @@ struct BenchOptions {
   bool keep_cache = false;
   double settle_seconds = 0;
   bool async = false;
+  std::string workload = "blocks";
+  bool posix_baseline = false;
 };
 
 // Rank and size of the job, and where the JSON lines go.
@@ -201,6 +206,32 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
   print(job, record);
 }
 
+// Collective. What a user without ckptio might write: every rank writes its blocks one after
+// the other into a file of its own and fsyncs it.
+void measure_posix_file_per_rank(const Job& job, const BenchOptions& options, const Workload& workload,
+                                 const std::vector<LocalBlock>& blocks, int repeat) {
+  const fs::path file = options.dir / ("posix_baseline.rank" + std::to_string(job.rank));
+  flush_dirty_pages(job.comm);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+  const double seconds = time_collective(job, [&] {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot create " + file.string());
+    for (const LocalBlock& block : blocks) {
+      const char* p = reinterpret_cast<const char*>(block.data.get());
+      std::size_t left = block.elements * sizeof(float);
+      while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
+        p += n;
+        left -= static_cast<std::size_t>(n);
+      }
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
+  });
+  print(job, measurement("posix_file_per_rank", repeat, job, job.size, workload, seconds));
+  fs::remove(file);
+}
+
 // Collective. One save into a fresh root, then the loads from it; removes the root after.
 void run_repeat(const Job& job, const BenchOptions& options, const Workload& workload, const ckptio::Snapshot& snapshot,
                 int repeat) {
@@ -257,6 +288,13 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                  "seconds to wait before each timed save, so that freed memory has settled (see PERFORMANCE.md)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--workload", options.workload,
+                 "blocks: --tensors equal tensors of --columns; llm: 300 parameters of mixed sizes, 2 optimizer "
+                 "tensors each and an EMA copy, about --bytes in all")
+      ->check(CLI::IsMember({"blocks", "llm"}))
+      ->capture_default_str();
+  app.add_flag("--posix-baseline", options.posix_baseline,
+               "also time the plain alternative: every rank write()s its blocks to a file of its own and fsyncs it");
   app.add_flag("--async", options.async,
                "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
   try {
@@ -284,7 +322,8 @@ int run(int argc, char** argv) {
 
   Workload workload;
   try {
-    workload = make_workload(options.bytes, options.tensors, options.columns, job.size);
+    workload = options.workload == "llm" ? make_llm_workload(options.bytes)
+                                         : make_workload(options.bytes, options.tensors, options.columns, job.size);
   } catch (const std::invalid_argument& e) {
     // Every rank reached the same verdict from the same arguments: say it once.
     if (job.is_root()) std::cerr << e.what() << "\n";
@@ -298,6 +337,7 @@ int run(int argc, char** argv) {
   for (int repeat = 0; repeat < options.repeats; ++repeat) {
     const ckptio::Snapshot snapshot = make_snapshot(workload, blocks, repeat + 1);
     run_repeat(job, options, workload, snapshot, repeat);
+    if (options.posix_baseline) measure_posix_file_per_rank(job, options, workload, blocks, repeat);
   }
   return 0;
 }

@@ -22,9 +22,7 @@ std::uint64_t Workload::total_bytes() const {
   return total;
 }
 
-const char* Workload::group_of(int tensor) { return ckptio::kGroupNames[tensor % kGroupCount]; }
-
-std::string Workload::name_of(int tensor) { return "blocks." + std::to_string(tensor) + ".weight"; }
+const char* Workload::group_of(int tensor) const { return ckptio::kGroupNames[groups[tensor]]; }
 
 Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, std::int64_t min_rows) {
   if (tensors < 1) throw std::invalid_argument("--tensors must be at least 1");
@@ -38,11 +36,46 @@ Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, s
   const auto total_rows = static_cast<std::int64_t>(bytes / row_bytes);
   Workload workload;
   workload.columns = columns;
-  for (int t = 0; t < tensors; ++t) workload.rows.push_back(row_block(total_rows, tensors, t).count);
+  for (int t = 0; t < tensors; ++t) {
+    workload.rows.push_back(row_block(total_rows, tensors, t).count);
+    workload.groups.push_back(t % kGroupCount);
+    workload.names.push_back("blocks." + std::to_string(t) + ".weight");
+  }
   if (workload.rows.back() < min_rows) {
     throw std::invalid_argument("--bytes is too small: tensors of " + std::to_string(workload.rows.back()) +
                                 " rows cannot be split into " + std::to_string(min_rows) + " row blocks");
   }
+  return workload;
+}
+
+Workload make_llm_workload(std::uint64_t bytes) {
+  constexpr int kLayers = 50;
+  // Per layer 12 h^2 + 2 h elements in the model; four copies (model, 2 optimizer, ema).
+  std::int64_t h = 8;
+  while (4.0 * kLayers * (12.0 * (h + 8) * (h + 8) + 2.0 * (h + 8)) * kElementBytes <= static_cast<double>(bytes))
+    h += 8;
+  struct Param {
+    const char* name;
+    std::int64_t rows_per_h;  // 0: one row (a norm)
+  };
+  const Param params[] = {{"attn.qkv.weight", 3}, {"attn.proj.weight", 1}, {"mlp.fc1.weight", 4},
+                          {"mlp.fc2.weight", 4},  {"norm1.weight", 0},     {"norm2.weight", 0}};
+  Workload workload;
+  workload.columns = h;
+  auto add = [&](int group, const std::string& name, std::int64_t rows) {
+    workload.rows.push_back(rows);
+    workload.groups.push_back(group);
+    workload.names.push_back(name);
+  };
+  for (int layer = 0; layer < kLayers; ++layer)
+    for (const Param& p : params) {
+      const std::string name = "blocks." + std::to_string(layer) + "." + p.name;
+      const std::int64_t rows = p.rows_per_h ? p.rows_per_h * h : 1;
+      add(0, name, rows);
+      add(1, name + ".exp_avg", rows);
+      add(1, name + ".exp_avg_sq", rows);
+      add(2, name, rows);
+    }
   return workload;
 }
 
@@ -79,11 +112,12 @@ ckptio::Snapshot make_snapshot(const Workload& workload, std::vector<LocalBlock>
     const std::string_view n(name);
     return n == "model" ? snapshot.model : n == "optimizer" ? snapshot.optimizer : snapshot.ema;
   };
-  for (int t = 0; t < std::min(workload.tensor_count(), kGroupCount); ++t) group(Workload::group_of(t)).emplace();
+  for (int t = 0; t < workload.tensor_count(); ++t)
+    if (auto& g = group(workload.group_of(t)); !g) g.emplace();
   for (LocalBlock& block : blocks) {
     const ckptio::Shape shape{workload.rows[block.tensor], workload.columns};
-    group(Workload::group_of(block.tensor))
-        ->add(Workload::name_of(block.tensor),
+    group(workload.group_of(block.tensor))
+        ->add(workload.name_of(block.tensor),
               ckptio::TensorShard::block(block.data.get(), ckptio::DType::F32, shape, {block.rows.begin, 0},
                                          {block.rows.count, workload.columns}));
   }

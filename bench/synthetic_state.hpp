@@ -12,24 +12,32 @@
 
 namespace ckptio_bench {
 
-// The global shapes of the synthetic tensors: every tensor has `columns` F32 columns; the
-// rows are shared out as evenly as possible so that the tensors together hold exactly the
-// requested byte count.
+// The global shapes of the synthetic tensors: every tensor has `columns` F32 columns and
+// its own number of rows, a group and a name.
 struct Workload {
   std::int64_t columns = 0;
   std::vector<std::int64_t> rows;  // one entry per tensor
+  std::vector<int> groups;         // index into ckptio::kGroupNames, per tensor
+  std::vector<std::string> names;  // per tensor
 
   int tensor_count() const { return static_cast<int>(rows.size()); }
   std::uint64_t total_bytes() const;
-  // The group a tensor belongs to ("model", "optimizer" or "ema"), taken in turn so that
-  // every group is exercised.
-  static const char* group_of(int tensor);
-  static std::string name_of(int tensor);
+  const char* group_of(int tensor) const;
+  const std::string& name_of(int tensor) const { return names[tensor]; }
 };
 
-// Throws std::invalid_argument unless `bytes` is a whole number of rows of `columns` F32
-// values and every tensor gets at least `min_rows` rows (one per rank that holds a block).
+// `tensors` tensors whose rows are shared out as evenly as possible so that together they
+// hold exactly `bytes`; groups taken in turn (model, optimizer, ema) so that every group is
+// exercised. Throws std::invalid_argument unless `bytes` is a whole number of rows of
+// `columns` F32 values and every tensor gets at least `min_rows` rows (one per rank that
+// holds a block).
 Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, std::int64_t min_rows);
+
+// An LLM-like state of about `bytes`: 50 transformer layers of 6 parameters each (qkv
+// 3h x h, proj h x h, fc1 4h x h, fc2 4h x h stored as rows of h, two norms 1 x h) in the
+// model group, two optimizer tensors per parameter (exp_avg, exp_avg_sq) and an EMA copy:
+// 1,200 tensors of mixed sizes. h (the columns) is chosen to fit `bytes`, a multiple of 8.
+Workload make_llm_workload(std::uint64_t bytes);
 
 struct RowBlock {
   std::int64_t begin = 0;

@@ -27,6 +27,10 @@ CKPTIO_APT_PACKAGES=(
   python3
   python3-h5py
   python3-numpy
+  # the benchmark's alternatives: h5py over MPI-IO, and torch.save
+  python3-h5py-mpi
+  python3-mpi4py
+  python3-torch
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )
