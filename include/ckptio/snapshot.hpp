@@ -63,6 +63,10 @@ struct LoadResult {
   std::vector<std::vector<std::uint8_t>> saved_rank_blobs;
   int saved_world_size = 0;
   KeyReport keys;  // non-empty only with strict = false
+  // Tensor bytes this rank read from the file, and bytes it received from the rank that
+  // read a piece it shares with others (a replicated tensor is read once, then sent).
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_received = 0;
 };
 
 }  // namespace ckptio

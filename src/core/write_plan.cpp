@@ -16,7 +16,7 @@ std::string qualified(int group, const std::string& name) { return std::string(k
 
 }  // namespace
 
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank) {
+WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank, Coverage coverage) {
   const int world = static_cast<int>(decls_per_rank.size());
   WritePlan plan;
   plan.bytes_per_rank.assign(world, 0);
@@ -82,7 +82,7 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
     const std::int64_t total = element_count(t.shape);
     std::vector<Block> blocks;
     for (const auto& p : t.pieces) blocks.push_back(p.block);
-    const auto covered = covered_elements(t.shape, blocks);
+    const auto covered = coverage == Coverage::Required ? covered_elements(t.shape, blocks) : std::nullopt;
     if (covered && *covered != total)
       throw UsageError("tensor " + qualified(t.group, t.name) + " of shape " + shape_to_string(t.shape) +
                        ": the ranks' pieces cover " + std::to_string(*covered) + " of its " + std::to_string(total) +

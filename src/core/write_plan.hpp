@@ -46,10 +46,16 @@ struct WritePlan {
   std::vector<std::uint64_t> bytes_per_rank;  // bytes each rank writes
 };
 
+// Whether the ranks' pieces must cover every element of each tensor: a save must write every
+// element; a load reads only what the ranks ask for.
+enum class Coverage { Required, Partial };
+
 // Throws MismatchError when ranks disagree on a tensor's dtype or shape, UsageError when
-// the ranks' pieces do not cover a tensor. Deterministic: the same input gives the same
-// plan (and the same error) on every rank.
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank);
+// the ranks' pieces do not cover a tensor (Coverage::Required). Deterministic: the same
+// input gives the same plan (and the same error) on every rank. Also serves loads as a read
+// plan: each distinct piece is read once, by its "writer", and sent to its other holders.
+WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank,
+                          Coverage coverage = Coverage::Required);
 
 // Serialisation of one rank's declarations for MPI exchange.
 std::string encode_decls(const std::vector<TensorDecl>& decls);

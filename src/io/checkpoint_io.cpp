@@ -151,6 +151,46 @@ std::string join_keys(const std::vector<KeyReport::Key>& keys) {
 
 }  // namespace
 
+// Sends every piece of the read plan that several ranks asked for from the rank that read it
+// to the others (point to point, in plan order, which every rank shares); returns the bytes
+// this rank received. Collective over comm.
+template <class PieceMemory>
+std::uint64_t send_replicas(const Comm& comm, const detail::WritePlan& plan, PieceMemory&& piece_memory) {
+  constexpr std::uint64_t kChunk = std::uint64_t{1} << 30;  // MPI counts are ints
+  const int rank = comm.rank();
+  std::vector<MPI_Request> pending;
+  std::uint64_t received = 0;
+  int tag = 0;
+  for (const auto& t : plan.tensors) {
+    for (const auto& p : t.pieces) {
+      if (p.holders.size() < 2) continue;
+      tag = (tag + 1) % 32768;  // pairs exchange in plan order; MPI keeps that order per tag
+      for (std::size_t h = 0; h < p.holders.size(); ++h) {
+        const int holder = p.holders[h];
+        const bool sending = p.writer == rank && holder != rank;
+        const bool receiving = holder == rank && p.writer != rank;
+        if (!sending && !receiving) continue;
+        char* memory = sending ? piece_memory(p.writer_decl, p.writer_segment)
+                               : piece_memory(p.holder_locations[h].first, p.holder_locations[h].second);
+        for (std::uint64_t off = 0; off < p.bytes; off += kChunk) {
+          const int count = static_cast<int>(std::min(kChunk, p.bytes - off));
+          pending.emplace_back();
+          if (sending)
+            detail::check_mpi(MPI_Isend(memory + off, count, MPI_BYTE, holder, tag, comm.get(), &pending.back()),
+                              "MPI_Isend of a replicated piece");
+          else
+            detail::check_mpi(MPI_Irecv(memory + off, count, MPI_BYTE, p.writer, tag, comm.get(), &pending.back()),
+                              "MPI_Irecv of a replicated piece");
+        }
+        if (receiving) received += p.bytes;
+      }
+    }
+  }
+  detail::check_mpi(MPI_Waitall(static_cast<int>(pending.size()), pending.data(), MPI_STATUSES_IGNORE),
+                    "MPI_Waitall for replicated pieces");
+  return received;
+}
+
 struct CheckpointIO::Impl {
   Comm comm;
   fs::path root;
@@ -630,10 +670,12 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
     close_and_rethrow(Failure{ErrorKind::Mismatch, detail::agreed_message(0, "load", message)});
   }
 
-  // Read this rank's pieces of every requested tensor, whatever layout saved them.
+  // Check every request against the file first, so that no rank reads or exchanges pieces
+  // of a tensor that some rank cannot load.
+  std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
+  std::vector<const LocalTensor*> request_tensor;
   std::optional<Failure> failure;
   try {
-    detail::fault_point("load.read", rank);
     for (const auto& t : local) {
       const std::string group = kGroupNames[t.group];
       auto it = stored.find({group, *t.name});
@@ -647,9 +689,38 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
       if (st.shape != t.shard->global_shape)
         throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(t.shard->global_shape) +
                             " but stored with " + detail::shape_to_string(st.shape));
-      for (const auto& seg : t.segments)
-        reader->read_block(group, *t.name, st.dtype, st.shape, seg.block, const_cast<char*>(byte_pointer(t, seg)));
+      detail::TensorDecl d{t.group, *t.name, st.dtype, st.shape, {}};
+      for (const auto& seg : t.segments) d.segments.push_back(seg.block);
+      requests.push_back(std::move(d));
+      request_tensor.push_back(&t);
     }
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
+
+  // Read plan: a piece that several ranks ask for (a replicated tensor) is read from the file
+  // once, by the asker with the fewest bytes to read so far, and sent to the others, so file
+  // reads do not grow with the number of replicas.
+  detail::WritePlan read_plan;
+  run_agreed(comm, "load " + file_name, [&] {
+    std::vector<std::vector<detail::TensorDecl>> all;
+    for (const auto& bytes : comm.allgather_bytes(detail::encode_decls(requests)))
+      all.push_back(detail::decode_decls(bytes));
+    read_plan = detail::make_write_plan(all, detail::Coverage::Partial);
+  });
+  auto piece_memory = [&](int decl, int segment) {
+    const LocalTensor& t = *request_tensor[decl];
+    return const_cast<char*>(byte_pointer(t, t.segments[segment]));
+  };
+
+  try {
+    detail::fault_point("load.read", rank);
+    for (const auto& t : read_plan.tensors)
+      for (const auto& p : t.pieces)
+        if (p.writer == rank)
+          reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block,
+                             piece_memory(p.writer_decl, p.writer_segment));
     // Per-rank blobs: restored per rank when the world size matches, else all handed back.
     result.saved_world_size = index.world_size;
     const auto offsets =
@@ -676,11 +747,16 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   }
   if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
   run_agreed(comm, "load: close " + file_name, [&] { reader->close(); });
+  result.bytes_read = read_plan.bytes_per_rank[rank];
+  result.bytes_received = send_replicas(comm, read_plan, piece_memory);
   reader.reset();
 
   const double seconds = comm.allreduce_max(seconds_since(start));
+  const auto read_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_read)));
+  const auto received_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received)));
   detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
-                   " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s");
+                   " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s; read ", human_bytes(read_total),
+                   " from the file, ", human_bytes(received_total), " of replicas from other ranks");
   return result;
 }
 
