@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,13 @@ struct CheckpointOptions {
   // Most bytes of host memory save_async may use to stage a copy of the shards (0: no
   // limit). A save_async that would need more writes synchronously instead, with a warning.
   std::uint64_t max_staging_bytes = 0;
+  // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
+  // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
+  // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.
+  std::map<std::string, std::string> mpi_io_hints;
+  // Datasets of at least `alignment` bytes start at a multiple of it (the stripe or block
+  // size of a parallel file system); 0 packs them (HDF5's default).
+  std::uint64_t alignment = 0;
 };
 
 struct LoadOptions {

@@ -9,10 +9,36 @@
 
 namespace ckptio::detail::h5 {
 
-ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path) : path_(path) {
+namespace {
+
+// An MPI_Info holding `hints`, freed on destruction; MPI_INFO_NULL when there are none.
+class InfoHints {
+ public:
+  explicit InfoHints(const std::map<std::string, std::string>& hints) {
+    if (hints.empty()) return;
+    MPI_Info_create(&info_);
+    for (const auto& [key, value] : hints) MPI_Info_set(info_, key.c_str(), value.c_str());
+  }
+  ~InfoHints() {
+    if (info_ != MPI_INFO_NULL) MPI_Info_free(&info_);
+  }
+  InfoHints(const InfoHints&) = delete;
+  InfoHints& operator=(const InfoHints&) = delete;
+  MPI_Info get() const { return info_; }
+
+ private:
+  MPI_Info info_ = MPI_INFO_NULL;
+};
+
+}  // namespace
+
+ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const FileTuning& tuning) : path_(path) {
   silence_hdf5_errors();
   Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
-  check(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "select the MPI-IO driver");
+  const InfoHints hints(tuning.mpi_io_hints);  // HDF5 copies the info
+  check(H5Pset_fapl_mpio(fapl.get(), comm, hints.get()), "select the MPI-IO driver");
+  if (tuning.alignment > 1)
+    check(H5Pset_alignment(fapl.get(), tuning.alignment_threshold, tuning.alignment), "set dataset alignment");
   // V110 bounds: the 1.10 format, which h5py/h5dump of HDF5 1.10 read, and with which
   // damaged metadata was detected rather than hanging readers.
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), "set format bounds");

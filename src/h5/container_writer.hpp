@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,17 @@
 #include "h5/h5_handle.hpp"
 
 namespace ckptio::detail::h5 {
+
+// How the file is laid out and opened; every rank passes the same values.
+struct FileTuning {
+  // MPI-IO hints (MPI_Info key/value pairs) passed when the file is opened, e.g.
+  // striping_factor / striping_unit on Lustre, cb_nodes, romio_cb_write.
+  std::map<std::string, std::string> mpi_io_hints;
+  // Datasets of at least this many bytes start at a multiple of `alignment` (H5Pset_alignment);
+  // 0 keeps HDF5's packing. Align to the file system's stripe or block size.
+  std::uint64_t alignment = 0;
+  std::uint64_t alignment_threshold = 0;
+};
 
 struct DatasetSpec {
   std::string group;  // "model", "optimizer", "ema"
@@ -35,7 +47,8 @@ struct RootAttributes {
 class ContainerWriter {
  public:
   // Collective: creates (truncates) `path` with the MPI-IO driver.
-  ContainerWriter(MPI_Comm comm, const std::string& path);
+  // Collective over comm. Creates `path` (truncating it) through MPI-IO.
+  ContainerWriter(MPI_Comm comm, const std::string& path, const FileTuning& tuning = {});
   ~ContainerWriter();
   ContainerWriter(const ContainerWriter&) = delete;
   ContainerWriter& operator=(const ContainerWriter&) = delete;

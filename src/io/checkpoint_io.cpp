@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -139,6 +140,28 @@ void check_running_state_agrees(const Comm& comm, const RunningState& state) {
         throw MismatchError(std::string("running state field '") + kFields[f] + "' differs between rank 0 and rank " +
                             std::to_string(r) + "; it must be the same on every rank");
   }
+}
+
+// The file layout and MPI-IO hints asked for by the options and CKPTIO_MPIIO_HINTS.
+detail::h5::FileTuning file_tuning(const CheckpointOptions& options) {
+  detail::h5::FileTuning tuning;
+  tuning.mpi_io_hints = options.mpi_io_hints;
+  if (const char* env = std::getenv("CKPTIO_MPIIO_HINTS")) {
+    std::string spec = env;
+    for (std::size_t pos = 0; pos < spec.size();) {
+      std::size_t end = spec.find(',', pos);
+      if (end == std::string::npos) end = spec.size();
+      const std::string item = spec.substr(pos, end - pos);
+      const std::size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw UsageError("CKPTIO_MPIIO_HINTS: '" + item + "' is not key=value (expected key=value,key=value)");
+      tuning.mpi_io_hints[item.substr(0, eq)] = item.substr(eq + 1);
+      pos = end + 1;
+    }
+  }
+  tuning.alignment = options.alignment;
+  tuning.alignment_threshold = options.alignment;
+  return tuning;
 }
 
 std::string join_keys(const std::vector<KeyReport::Key>& keys) {
@@ -415,7 +438,7 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   std::vector<detail::h5::DatasetSpec> specs;
   for (const auto& t : plan.tensors) specs.push_back({kGroupNames[t.group], t.name, t.dtype, t.shape});
   run_agreed(comm, "save: create " + partial.string(), [&] {
-    writer.emplace(comm.get(), partial.string());
+    writer.emplace(comm.get(), partial.string(), file_tuning(options));
     writer->create_datasets(specs);
   });
 
