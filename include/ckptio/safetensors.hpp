@@ -29,6 +29,9 @@ struct ExportOptions {
   // Called on rank 0 with (bytes written by all ranks so far, estimated from rank 0's own
   // share, total bytes) as the export proceeds, and once at the end with done == total.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // Bytes of stored data a rank reads, converts and writes as one piece of work; large
+  // tensors are split into pieces of this size and spread over the ranks.
+  std::uint64_t chunk_bytes = 32ull << 20;
 };
 
 struct ExportResult {

@@ -28,9 +28,6 @@ using detail::Failure;
 
 namespace {
 
-// Bytes of source data a rank reads and writes in one piece.
-constexpr std::uint64_t kChunkBytes = 32ull << 20;
-
 struct GroupTensor {
   std::string name;
   DType stored = DType::F32;
@@ -237,7 +234,8 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       const GroupTensor& gt = source.tensors[*it];
       const std::int64_t elements = detail::element_count(gt.shape);
       const std::uint64_t in_size = dtype_size(gt.stored);
-      const std::int64_t per_chunk = std::max<std::int64_t>(1, static_cast<std::int64_t>(kChunkBytes / in_size));
+      const std::int64_t per_chunk = std::max<std::int64_t>(
+          1, static_cast<std::int64_t>(std::max<std::uint64_t>(options.chunk_bytes, 1) / in_size));
       for (std::int64_t b = 0; b < elements; b += per_chunk) {
         const std::int64_t e = std::min(elements, b + per_chunk);
         const std::uint64_t osz = dtype_size(gt.out);

@@ -61,7 +61,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // The shard files an index names, in its folder. `confine`: folder their symlinks must stay in.
 std::vector<std::string> files_of_index(const fs::path& index_path, const fs::path* confine) {
-  const auto text = detail::read_small_file(index_path, kMaxIndexFileBytes);
+  // In the cache the index itself is a symlink into blobs/: resolve it inside the repo.
+  const fs::path real = confine ? detail::resolve_inside(index_path, *confine) : index_path;
+  const auto text = detail::read_small_file(real, kMaxIndexFileBytes);
   if (!text) throw IoError("cannot read " + index_path.string());
   const auto index = detail::parse_hf_index(index_path.string(), *text);
   std::vector<std::string> files;
