@@ -17,6 +17,7 @@
 #include "formats/float_convert.hpp"
 #include "formats/hf_layout.hpp"
 #include "io/fs_util.hpp"
+#include "io/safetensors_paths.hpp"
 #include "io/tensor_source.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
@@ -29,8 +30,6 @@ using detail::Comm;
 using detail::Failure;
 
 namespace {
-
-constexpr std::size_t kMaxIndexFileBytes = 64u << 20;
 
 // What rank 0 resolved `path` to, for every rank.
 struct Resolved {
@@ -48,59 +47,6 @@ Resolved decode(const std::string& text) {
   return {j["container"], j["group"], j["files"]};
 }
 
-bool is_hdf5_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  char sig[8] = {};
-  in.read(sig, 8);
-  return in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The shard files an index names, in its folder. `confine`: folder their symlinks must stay in.
-std::vector<std::string> files_of_index(const fs::path& index_path, const fs::path* confine) {
-  // In the cache the index itself is a symlink into blobs/: resolve it inside the repo.
-  const fs::path real = confine ? detail::resolve_inside(index_path, *confine) : index_path;
-  const auto text = detail::read_small_file(real, kMaxIndexFileBytes);
-  if (!text) throw IoError("cannot read " + index_path.string());
-  const auto index = detail::parse_hf_index(index_path.string(), *text);
-  std::vector<std::string> files;
-  for (const auto& name : index.files) {
-    const fs::path p = index_path.parent_path() / name;
-    files.push_back(confine ? detail::resolve_inside(p, *confine).string() : p.string());
-  }
-  return files;
-}
-
-// A folder of a safetensors export: its index, else its single (or model.) safetensors file.
-std::vector<std::string> files_of_folder(const fs::path& folder, const fs::path* confine) {
-  std::vector<fs::path> indexes, singles;
-  for (const auto& e : fs::directory_iterator(folder)) {
-    const std::string name = e.path().filename().string();
-    if (ends_with(name, ".safetensors.index.json"))
-      indexes.push_back(e.path());
-    else if (ends_with(name, ".safetensors"))
-      singles.push_back(e.path());
-  }
-  std::sort(indexes.begin(), indexes.end());
-  std::sort(singles.begin(), singles.end());
-  auto pick = [&](const std::vector<fs::path>& found, const char* preferred) -> std::optional<fs::path> {
-    if (found.size() == 1) return found[0];
-    for (const auto& f : found)
-      if (f.filename() == preferred) return f;
-    return std::nullopt;
-  };
-  if (auto index = pick(indexes, "model.safetensors.index.json")) return files_of_index(*index, confine);
-  if (!indexes.empty()) throw UsageError(folder.string() + " holds several index files; name the one to load");
-  if (auto single = pick(singles, "model.safetensors"))
-    return {confine ? detail::resolve_inside(*single, *confine).string() : single->string()};
-  if (!singles.empty())
-    throw UsageError(folder.string() + " holds several .safetensors files and no index; name the one to load");
-  throw IoError("no .safetensors file or index in " + folder.string());
-}
-
 Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) {
   Resolved r;
   const fs::path p(path);
@@ -111,7 +57,7 @@ Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) 
       throw IoError("no such file or folder: " + path + " (nor a Hugging Face repo id)");
     const fs::path snapshot = detail::resolve_hf_snapshot(path, options.revision);
     const fs::path repo_folder = snapshot.parent_path().parent_path();
-    r.files = files_of_folder(snapshot, &repo_folder);
+    r.files = detail::safetensors_files_of_folder(snapshot, &repo_folder);
     return r;
   }
   if (fs::is_directory(p)) {
@@ -119,11 +65,11 @@ Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) 
       r.files = {resolve_checkpoint_path(p).string()};
       r.container = true;
     } else {
-      r.files = files_of_folder(p, nullptr);
+      r.files = detail::safetensors_files_of_folder(p, nullptr);
     }
-  } else if (ends_with(path, ".json")) {
-    r.files = files_of_index(p, nullptr);
-  } else if (is_hdf5_file(p)) {
+  } else if (detail::ends_with(path, ".json")) {
+    r.files = detail::safetensors_files_of_index(p, nullptr);
+  } else if (detail::is_hdf5_file(p)) {
     r.files = {path};
     r.container = true;
   } else {
