@@ -27,6 +27,9 @@ CKPTIO_APT_PACKAGES=(
   python3
   python3-h5py
   python3-numpy
+  # libFuzzer targets of the safetensors and index parsers (clang -fsanitize=fuzzer)
+  clang
+  libclang-rt-14-dev
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )
