@@ -226,5 +226,47 @@ TEST(SafetensorsLoad, FromAFakeHuggingFaceCache) {
   ::unsetenv("HF_HUB_CACHE");
 }
 
+TEST(SafetensorsSaveExport, WrittenBeforeTheCommitAndPrunedWithTheContainer) {
+  SharedTempDir dir;
+  TestState state(export_specs(Layout::Flat), world_rank(), world_size());
+  state.fill();
+  CheckpointOptions options;
+  options.keep_last = 1;
+  options.export_safetensors = "model";
+  options.export_dtype = DType::BF16;
+  {
+    CheckpointIO io(MPI_COMM_WORLD, dir.path(), options);
+    for (std::int64_t g : {10, 20}) {
+      state.snapshot().running.global_step = g;
+      io.save(state.snapshot());
+    }
+  }
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step10.h5"));
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step10.model.safetensors"));
+  const fs::path exported = dir / "epoch0-global_step20.model.safetensors";
+  ASSERT_TRUE(fs::exists(exported));
+  ExportOptions same;
+  same.dtype = DType::BF16;
+  export_safetensors(MPI_COMM_WORLD, dir.path(), "model", dir / "again.safetensors", same);
+  if (world_rank() == 0) {
+    EXPECT_TRUE(read_file(exported) == read_file(dir / "again.safetensors"));
+    const auto info = inspect_safetensors(exported);
+    EXPECT_EQ(info.metadata.at("global_step"), "20");
+    EXPECT_EQ(info.metadata.at("ckptio.source"), "epoch0-global_step20.h5");
+  }
+
+  // A failing export fails the save: nothing is committed, nothing is left behind.
+  options.export_safetensors = "ema";
+  CheckpointIO io(MPI_COMM_WORLD, dir.path(), options);
+  state.snapshot().running.global_step = 30;
+  const std::string message = expect_agreed_error<UsageError>([&] { io.save(state.snapshot()); });
+  EXPECT_EQ(message, "[ckptio] [rank 0] export: " + (dir / "epoch0-global_step30.h5.partial").string() +
+                         " has no tensors in group 'ema'");
+  EXPECT_EQ(io.latest(), dir / "epoch0-global_step20.h5");
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step30.h5.partial"));
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step30.h5"));
+  EXPECT_FALSE(fs::exists(dir / "epoch0-global_step30.ema.safetensors"));
+}
+
 }  // namespace
 }  // namespace ckptio::test

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "ckptio/dtype.hpp"
 #include "ckptio/snapshot.hpp"
 
 namespace ckptio {
@@ -18,6 +19,13 @@ struct CheckpointOptions {
   int keep_last = 0;
   // Take the root's lock file so that a second job writing into the same root is refused.
   bool lock_root = true;
+  // Also export this group ("model", "optimizer" or "ema"; empty: none) at every save, as
+  // <root>/epoch{E}-global_step{G}.<group>.safetensors beside the container. It is written
+  // and renamed into place before the container is committed (a failed export fails the
+  // save) and pruned together with its container.
+  std::string export_safetensors;
+  // dtype of the floating-point tensors of that export (F64, F32, F16, BF16); unset: as saved.
+  std::optional<DType> export_dtype;
 };
 
 struct LoadOptions {

@@ -62,7 +62,7 @@ Source decode_source(const std::string& text) {
 
 Source read_source(const fs::path& checkpoint, const std::string& requested_group, const ExportOptions& options) {
   if (options.dtype && !detail::dtype_convertible(DType::F32, *options.dtype))
-    throw UsageError("export: --dtype must be a floating-point type (F64, F32, F16 or BF16), not " +
+    throw UsageError("--dtype must be a floating-point type (F64, F32, F16 or BF16), not " +
                      std::string(dtype_name(*options.dtype)));
   const ContainerInfo info = inspect_container(resolve_checkpoint_path(checkpoint));
   Source s;
@@ -75,8 +75,8 @@ Source read_source(const fs::path& checkpoint, const std::string& requested_grou
   s.group = requested_group;
   if (s.group.empty()) s.group = has("ema") ? "ema" : "model";
   if (s.group != "model" && s.group != "optimizer" && s.group != "ema")
-    throw UsageError("export: unknown group '" + s.group + "' (expected model, optimizer or ema)");
-  if (!has(s.group)) throw UsageError("export: " + s.path + " has no tensors in group '" + s.group + "'");
+    throw UsageError("unknown group '" + s.group + "' (expected model, optimizer or ema)");
+  if (!has(s.group)) throw UsageError("" + s.path + " has no tensors in group '" + s.group + "'");
   for (const auto& t : info.tensors) {
     if (t.group != s.group) continue;
     DType out = t.dtype;
@@ -212,7 +212,11 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   const auto shards = split_into_shards(source.tensors, options.max_shard_size);
   std::map<std::string, std::string> metadata = options.metadata;
   metadata["format"] = "pt";
-  metadata["ckptio.source"] = fs::path(source.path).filename().string();
+  // The committed name, also when exporting a container before its commit (at save time).
+  std::string source_name = fs::path(source.path).filename().string();
+  if (source_name.size() > 8 && source_name.substr(source_name.size() - 8) == ".partial")
+    source_name.resize(source_name.size() - 8);
+  metadata["ckptio.source"] = source_name;
   metadata["ckptio.group"] = source.group;
   metadata["epoch"] = std::to_string(source.epoch);
   metadata["global_step"] = std::to_string(source.global_step);
@@ -266,7 +270,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   detail::run_agreed(comm, "export", [&] {
     if (rank != 0) return;
     if (!fs::is_directory(out_path.parent_path()))
-      throw IoError("export: output folder " + out_path.parent_path().string() + " does not exist");
+      throw IoError("output folder " + out_path.parent_path().string() + " does not exist");
     for (const auto& p : partials) detail::remove_file_if_exists(p);
   });
   std::vector<MPI_File> handles(partials.size(), MPI_FILE_NULL);
