@@ -148,6 +148,29 @@ void write_at(MPI_File fh, std::uint64_t offset, const char* data, std::uint64_t
   }
 }
 
+// A previous export to the same FILE with another layout would leave files that a folder
+// load could pick up: its index (or single file) and shards that this export did not write.
+void remove_stale_outputs(const fs::path& folder, const std::string& stem, const std::vector<fs::path>& written,
+                          bool sharded) {
+  auto is_shard_name = [&](const std::string& name) {  // <stem>-NNNNN-of-NNNNN.safetensors
+    const std::string tail = "-00000-of-00000.safetensors";
+    if (name.size() != stem.size() + tail.size() || name.compare(0, stem.size(), stem) != 0) return false;
+    for (std::size_t i = 0; i < tail.size(); ++i) {
+      const char c = name[stem.size() + i];
+      if (tail[i] == '0' ? !std::isdigit(static_cast<unsigned char>(c)) : c != tail[i]) return false;
+    }
+    return true;
+  };
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool stale =
+        (is_shard_name(name) && std::find(written.begin(), written.end(), entry.path()) == written.end()) ||
+        (!sharded && name == stem + ".safetensors.index.json") || (sharded && name == stem + ".safetensors");
+    if (stale) detail::remove_file_if_exists(entry.path());
+  }
+}
+
 }  // namespace
 
 std::uint64_t parse_byte_size(std::string_view text) {
@@ -359,6 +382,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
         result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
         detail::atomic_write_file(*result.index, index.dump(2) + "\n");
       }
+      remove_stale_outputs(out_path.parent_path(), stem, result.files, shards.size() > 1);
       detail::fsync_directory(out_path.parent_path());
     }
   } catch (...) {

@@ -80,6 +80,17 @@ class ExportTest(ToolTestCase):
             self.assertIn("  embed.weight            BF16   [8, 4]        64  " + second + "\n", text.stdout)
             self.assertIn("  num_batches_tracked     I64    scalar         8  " + second + "\n", text.stdout)
 
+    def test_a_new_layout_replaces_the_old_one(self):
+        with tempfile.TemporaryDirectory() as directory:
+            out = os.path.join(directory, "model.safetensors")
+            self.export("--group", "model", "--out", out, "--max-shard-size", "30B", "--quiet")
+            self.assertEqual(len(os.listdir(directory)), 5)  # 4 shards (embed.weight alone) and the index
+            self.export("--group", "model", "--out", out, "--max-shard-size", "100B", "--quiet")
+            self.assertEqual(sorted(os.listdir(directory)), [
+                "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"])
+            self.export("--group", "model", "--out", out, "--quiet")
+            self.assertEqual(os.listdir(directory), ["model.safetensors"])
+
     def test_parallel_export_is_byte_identical(self):
         with tempfile.TemporaryDirectory() as directory:
             one = os.path.join(directory, "one.safetensors")
