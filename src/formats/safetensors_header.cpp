@@ -135,6 +135,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
   header.header_bytes = n;
   for (const auto& [key, value] : doc.items()) {
     if (key == "__metadata__") {
+      if (value.is_null()) continue;  // the reference reads null as "no metadata"
       if (!value.is_object()) fail("__metadata__ is not a map of strings to strings");
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string()) fail("__metadata__ entry '" + mk + "' is not a string");

@@ -81,6 +81,9 @@ TEST(SafetensorsHeader, MetadataNotAStringMap) {
             "f.safetensors: __metadata__ is not a map of strings to strings");
   EXPECT_EQ(error_of(file_of(R"({"__metadata__":{"step":3}})", 0)),
             "f.safetensors: __metadata__ entry 'step' is not a string");
+  const auto null_metadata = parse(file_of(R"({"__metadata__":null})", 0));  // as the reference: none
+  EXPECT_FALSE(null_metadata.has_metadata);
+  EXPECT_TRUE(null_metadata.tensors.empty());
 }
 
 TEST(SafetensorsHeader, EntryFields) {
