@@ -192,6 +192,10 @@ TEST(SafetensorsLoad, FromAFakeHuggingFaceCache) {
   EXPECT_EQ(r.files.size(), 2u);  // the two shards, read through their blobs
   for (const auto& f : r.files) EXPECT_EQ(f.parent_path(), fs::canonical(repo / "blobs"));
   EXPECT_TRUE(all_ranks(target.check().empty())) << target.check();
+  // The snapshot folder given by its path: a plain folder of symlinks.
+  target.poison();
+  load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, (repo / "snapshots" / commit).string());
+  EXPECT_TRUE(all_ranks(target.check().empty())) << target.check();
 
   const std::string missing =
       expect_agreed_error<IoError>([&] { load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, "org/absent"); });

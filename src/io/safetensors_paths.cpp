@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include "ckptio/error.hpp"
 #include "formats/hf_layout.hpp"
+#include "formats/safetensors_file.hpp"
 #include "io/fs_util.hpp"
 
 namespace fs = std::filesystem;
@@ -31,15 +33,34 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // The shard files an index names, in its folder. `confine`: folder their symlinks must stay in.
 std::vector<std::string> safetensors_files_of_index(const fs::path& index_path, const fs::path* confine) {
   // In the cache the index itself is a symlink into blobs/: resolve it inside the repo.
-  const fs::path real = confine ? resolve_inside(index_path, *confine) : index_path;
+  // Elsewhere symlinks are followed (a snapshot folder given by its path, say).
+  std::error_code ec;
+  const fs::path real = confine ? resolve_inside(index_path, *confine) : fs::canonical(index_path, ec);
+  if (ec) throw IoError("cannot read " + index_path.string() + ": " + ec.message());
   const auto text = read_small_file(real, kMaxIndexFileBytes);
   if (!text) throw IoError("cannot read " + index_path.string());
   const auto index = parse_hf_index(index_path.string(), *text);
   std::vector<std::string> files;
+  std::map<std::string, std::string> stored_in;  // tensor -> file name, from the headers
   for (const auto& name : index.files) {
     const fs::path p = index_path.parent_path() / name;
     files.push_back(confine ? resolve_inside(p, *confine).string() : p.string());
+    const SafetensorsFile file(files.back());
+    for (const auto& t : file.header().tensors) {
+      const auto it = index.weight_map.find(t.name);
+      if (it == index.weight_map.end())
+        throw FormatError(p.string() + " holds tensor '" + t.name + "', which the weight_map of " +
+                          index_path.string() + " does not list");
+      if (it->second != name)
+        throw FormatError(p.string() + " holds tensor '" + t.name + "', which the weight_map of " +
+                          index_path.string() + " puts in " + it->second);
+      stored_in[t.name] = name;
+    }
   }
+  for (const auto& [tensor, name] : index.weight_map)
+    if (!stored_in.count(tensor))
+      throw FormatError(index_path.string() + ": weight_map puts tensor '" + tensor + "' in " + name +
+                        ", which does not hold it");
   return files;
 }
 

@@ -129,6 +129,29 @@ class ExportTest(ToolTestCase):
                     self.assertFailedWith(run_tool(*arguments), code)
             self.assertEqual(os.listdir(directory), [])
 
+    def test_inspect_checks_the_index_against_the_shards(self):
+        with tempfile.TemporaryDirectory() as directory:
+            out = os.path.join(directory, "model.safetensors")
+            self.export("--group", "model", "--out", out, "--max-shard-size", "100B", "--quiet")
+            index_path = os.path.join(directory, "model.safetensors.index.json")
+            with open(index_path) as file:
+                index = json.load(file)
+            index["weight_map"]["num_batches_tracked"] = "model-00001-of-00002.safetensors"
+            with open(index_path, "w") as file:
+                json.dump(index, file)
+            result = run_tool("inspect", directory)
+            self.assertFailedWith(result, EXIT_BAD_INPUT)
+            second = os.path.join(directory, "model-00002-of-00002.safetensors")
+            self.assertEqual(result.stderr, f"ckptio: error: {second} holds tensor 'num_batches_tracked', which the "
+                                            f"weight_map of {index_path} puts in model-00001-of-00002.safetensors\n")
+            index["weight_map"]["ghost"] = "../model-00001-of-00002.safetensors"
+            with open(index_path, "w") as file:
+                json.dump(index, file)
+            result = run_tool("inspect", index_path)
+            self.assertFailedWith(result, EXIT_BAD_INPUT)
+            self.assertEqual(result.stderr, f"ckptio: error: {index_path}: weight_map entry 'ghost': file name "
+                                            "'../model-00001-of-00002.safetensors' would leave its folder\n")
+
     def test_inspect_rejects_a_bad_safetensors_file(self):
         with tempfile.TemporaryDirectory() as directory:
             bad = os.path.join(directory, "bad.safetensors")
