@@ -256,9 +256,11 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
     headers.push_back(detail::serialize_safetensors_header(std::move(entries), metadata));
     const auto& h = headers.back();
     for (const auto& t : h.tensors) {
-      const auto it = std::find_if(shards[s].begin(), shards[s].end(),
-                                   [&](std::size_t i) { return source.tensors[i].name == t.name; });
-      const GroupTensor& gt = source.tensors[*it];
+      // source.tensors is sorted by name: find the header's tensor by binary search.
+      const auto it = std::lower_bound(source.tensors.begin(), source.tensors.end(), t.name,
+                                       [](const GroupTensor& g, const std::string& n) { return g.name < n; });
+      const std::size_t tensor_index = static_cast<std::size_t>(it - source.tensors.begin());
+      const GroupTensor& gt = *it;
       const std::int64_t elements = detail::element_count(gt.shape);
       const std::uint64_t in_size = dtype_size(gt.stored);
       const std::int64_t per_chunk = std::max<std::int64_t>(
@@ -266,7 +268,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       for (std::int64_t b = 0; b < elements; b += per_chunk) {
         const std::int64_t e = std::min(elements, b + per_chunk);
         const std::uint64_t osz = dtype_size(gt.out);
-        chunks.push_back({s, *it, b, e, h.bytes.size() + t.begin + static_cast<std::uint64_t>(b) * osz,
+        chunks.push_back({s, tensor_index, b, e, h.bytes.size() + t.begin + static_cast<std::uint64_t>(b) * osz,
                           static_cast<std::uint64_t>(e - b) * osz});
       }
       result.tensor_bytes += t.bytes();
