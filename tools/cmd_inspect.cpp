@@ -4,10 +4,12 @@
 #include <string>
 
 #include "ckptio/inspect.hpp"
+#include "ckptio/safetensors.hpp"
 #include "commands.hpp"
 #include "exit_codes.hpp"
 #include "input_paths.hpp"
 #include "inspect_json.hpp"
+#include "inspect_safetensors.hpp"
 #include "inspect_text.hpp"
 
 namespace ckptio::tool {
@@ -19,6 +21,16 @@ struct InspectOptions {
 };
 
 int run_inspect(const InspectOptions& options, const ToolContext& context) {
+  require_existing(options.path);
+  if (ckptio::is_safetensors_path(options.path)) {
+    const auto info = ckptio::inspect_safetensors(options.path);
+    if (options.json)
+      context.out << inspect_safetensors_document(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << '\n';
+    else
+      print_inspect_safetensors_text(info, context.out);
+    return kExitSuccess;
+  }
   const auto info = ckptio::inspect_container(resolve_container(options.path));
   if (options.json) {
     context.out << inspect_document(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
@@ -32,8 +44,12 @@ int run_inspect(const InspectOptions& options, const ToolContext& context) {
 
 Command add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
-  CLI::App* inspect = app.add_subcommand("inspect", "Show the tensors, running state and provenance of a checkpoint");
-  inspect->add_option("PATH", options->path, "Container file, or checkpoint root (its latest checkpoint)")->required();
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "Show the tensors, running state and provenance of a checkpoint, or a safetensors export");
+  inspect
+      ->add_option("PATH", options->path,
+                   "Container file, checkpoint root (its latest checkpoint), or a safetensors file, index or folder")
+      ->required();
   inspect->add_flag("--json", options->json, "Print one JSON document (schema ckptio.inspect/1)");
   return {inspect, Participation::RankZero,
           [options](const ToolContext& context) { return run_inspect(*options, context); }};

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "ckptio/dtype.hpp"
 #include "ckptio/snapshot.hpp"
 
 namespace ckptio {
@@ -29,6 +30,13 @@ struct CheckpointOptions {
   // Datasets of at least `alignment` bytes start at a multiple of it (the stripe or block
   // size of a parallel file system); 0 packs them (HDF5's default).
   std::uint64_t alignment = 0;
+  // Also export this group ("model", "optimizer" or "ema"; empty: none) at every save, as
+  // <root>/epoch{E}-global_step{G}.<group>.safetensors beside the container. It is written
+  // and renamed into place before the container is committed (a failed export fails the
+  // save) and pruned together with its container.
+  std::string export_safetensors;
+  // dtype of the floating-point tensors of that export (F64, F32, F16, BF16); unset: as saved.
+  std::optional<DType> export_dtype;
 };
 
 struct LoadOptions {

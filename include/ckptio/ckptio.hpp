@@ -5,6 +5,8 @@
 #include "ckptio/dtype.hpp"
 #include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
+#include "ckptio/load_checkpoint.hpp"
+#include "ckptio/safetensors.hpp"
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"

@@ -31,6 +31,9 @@ CKPTIO_APT_PACKAGES=(
   python3-h5py-mpi
   python3-mpi4py
   python3-torch
+  # libFuzzer targets of the safetensors and index parsers (clang -fsanitize=fuzzer)
+  clang
+  libclang-rt-14-dev
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )

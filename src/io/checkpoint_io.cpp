@@ -30,6 +30,7 @@
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
 #include "io/staging_pool.hpp"
+#include "io/save_export.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 
@@ -549,6 +550,20 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   }
   if (auto f = agree_failure(comm, failure, "save: fsync " + partial.string())) abort_save(*f);
 
+  // 5b. Export at save time: written and renamed into place before the commit.
+  if (!options.export_safetensors.empty()) {
+    failure.reset();
+    try {
+      detail::export_at_save(comm, partial, options.export_safetensors,
+                             root / detail::save_export_name(snapshot.running.epoch, snapshot.running.global_step,
+                                                             options.export_safetensors),
+                             options.export_dtype);
+    } catch (...) {
+      failure = detail::capture_current_exception();
+    }
+    if (failure) abort_save(*failure);  // export_safetensors already agreed on the failure
+  }
+
   // 6. Commit: rename into place, then point `latest` at it.
   detail::fault_point("save.commit", rank);
   failure.reset();
@@ -587,9 +602,14 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
 
 void CheckpointIO::Impl::prune_and_clean(const std::string& committed_name) {
   try {
-    for (const auto& victim : detail::checkpoints_to_prune(root, options.keep_last, committed_name)) {
+    const auto victims = detail::checkpoints_to_prune(root, options.keep_last, committed_name);
+    for (const auto& victim : victims) {
       detail::log_info("pruning ", victim.string(), " (keep_last=", options.keep_last, ")");
       detail::remove_file_if_exists(victim);
+    }
+    for (const auto& file : detail::exports_to_remove(root, victims)) {
+      detail::log_info("pruning ", file.string());
+      detail::remove_file_if_exists(file);
     }
     for (const auto& stale : detail::stale_partials(root)) {
       detail::log_info("removing stale ", stale.string());

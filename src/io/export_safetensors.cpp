@@ -1,0 +1,404 @@
+// export_safetensors: a container group to safetensors, written in parallel through MPI-IO.
+#include "ckptio/safetensors.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "ckptio/error.hpp"
+#include "ckptio/inspect.hpp"
+#include "core/log.hpp"
+#include "core/piece_math.hpp"
+#include "formats/float_convert.hpp"
+#include "formats/safetensors_header.hpp"
+#include "h5/container_reader.hpp"
+#include "io/fs_util.hpp"
+#include "mpi/agree.hpp"
+#include "mpi/comm.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ckptio {
+
+using detail::Comm;
+using detail::Failure;
+
+namespace {
+
+struct GroupTensor {
+  std::string name;
+  DType stored = DType::F32;
+  DType out = DType::F32;
+  Shape shape;
+};
+
+// What rank 0 learns from the container, for every rank.
+struct Source {
+  std::string path;
+  std::string group;
+  std::int64_t epoch = 0;
+  std::int64_t global_step = 0;
+  std::vector<GroupTensor> tensors;  // sorted by name
+};
+
+std::string encode_source(const Source& s) {
+  nlohmann::json j{{"path", s.path}, {"group", s.group}, {"epoch", s.epoch}, {"global_step", s.global_step}};
+  j["tensors"] = nlohmann::json::array();
+  for (const auto& t : s.tensors)
+    j["tensors"].push_back({t.name, static_cast<int>(t.stored), static_cast<int>(t.out), t.shape});
+  return j.dump();
+}
+
+Source decode_source(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  Source s{j["path"], j["group"], j["epoch"], j["global_step"], {}};
+  for (const auto& t : j["tensors"])
+    s.tensors.push_back({t[0], static_cast<DType>(t[1].get<int>()), static_cast<DType>(t[2].get<int>()), t[3]});
+  return s;
+}
+
+Source read_source(const fs::path& checkpoint, const std::string& requested_group, const ExportOptions& options) {
+  if (options.dtype && !detail::dtype_convertible(DType::F32, *options.dtype))
+    throw UsageError("--dtype must be a floating-point type (F64, F32, F16 or BF16), not " +
+                     std::string(dtype_name(*options.dtype)));
+  const ContainerInfo info = inspect_container(resolve_checkpoint_path(checkpoint));
+  Source s;
+  s.path = info.path.string();
+  s.epoch = info.running.epoch;
+  s.global_step = info.running.global_step;
+  auto has = [&](const std::string& g) {
+    return std::any_of(info.tensors.begin(), info.tensors.end(), [&](const TensorInfo& t) { return t.group == g; });
+  };
+  s.group = requested_group;
+  if (s.group.empty()) s.group = has("ema") ? "ema" : "model";
+  if (s.group != "model" && s.group != "optimizer" && s.group != "ema")
+    throw UsageError("unknown group '" + s.group + "' (expected model, optimizer or ema)");
+  if (!has(s.group)) throw UsageError("" + s.path + " has no tensors in group '" + s.group + "'");
+  for (const auto& t : info.tensors) {
+    if (t.group != s.group) continue;
+    DType out = t.dtype;
+    if (options.dtype && detail::dtype_convertible(t.dtype, *options.dtype)) out = *options.dtype;
+    s.tensors.push_back({t.name, t.dtype, out, t.shape});
+  }
+  std::sort(s.tensors.begin(), s.tensors.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return s;
+}
+
+std::uint64_t out_bytes(const GroupTensor& t) {
+  std::uint64_t n = dtype_size(t.out);
+  for (auto d : t.shape) n *= static_cast<std::uint64_t>(d);
+  return n;
+}
+
+// Hugging Face's split: in order; a tensor larger than the limit gets a shard of its own;
+// otherwise a new shard starts when the tensor would not fit the current one.
+std::vector<std::vector<std::size_t>> split_into_shards(const std::vector<GroupTensor>& tensors, std::uint64_t max) {
+  std::vector<std::vector<std::size_t>> shards;
+  std::vector<std::size_t> current;
+  std::uint64_t current_bytes = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const std::uint64_t b = out_bytes(tensors[i]);
+    if (max > 0 && b > max) {
+      shards.push_back({i});
+      continue;
+    }
+    if (max > 0 && current_bytes + b > max && !current.empty()) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_bytes = 0;
+    }
+    current.push_back(i);
+    current_bytes += b;
+  }
+  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
+  return shards;
+}
+
+// One piece of work: elements [begin, end) of a tensor, written at `file_offset` of a shard.
+struct Chunk {
+  std::size_t shard;
+  std::size_t tensor;
+  std::int64_t begin;
+  std::int64_t end;
+  std::uint64_t file_offset;
+  std::uint64_t bytes;  // output bytes
+};
+
+void check_mpi_io(int rc, const std::string& what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw IoError(what + ": " + std::string(text, static_cast<std::size_t>(len)));
+}
+
+void write_at(MPI_File fh, std::uint64_t offset, const char* data, std::uint64_t bytes, const std::string& path) {
+  constexpr std::uint64_t kMaxCall = 1ull << 30;
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, kMaxCall);
+    MPI_Status status;
+    check_mpi_io(MPI_File_write_at(fh, static_cast<MPI_Offset>(offset), data, static_cast<int>(n), MPI_BYTE, &status),
+                 "cannot write " + path);
+    offset += n;
+    data += n;
+    bytes -= n;
+  }
+}
+
+// A previous export to the same FILE with another layout would leave files that a folder
+// load could pick up: its index (or single file) and shards that this export did not write.
+void remove_stale_outputs(const fs::path& folder, const std::string& stem, const std::vector<fs::path>& written,
+                          bool sharded) {
+  auto is_shard_name = [&](const std::string& name) {  // <stem>-NNNNN-of-NNNNN.safetensors
+    const std::string tail = "-00000-of-00000.safetensors";
+    if (name.size() != stem.size() + tail.size() || name.compare(0, stem.size(), stem) != 0) return false;
+    for (std::size_t i = 0; i < tail.size(); ++i) {
+      const char c = name[stem.size() + i];
+      if (tail[i] == '0' ? !std::isdigit(static_cast<unsigned char>(c)) : c != tail[i]) return false;
+    }
+    return true;
+  };
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool stale =
+        (is_shard_name(name) && std::find(written.begin(), written.end(), entry.path()) == written.end()) ||
+        (!sharded && name == stem + ".safetensors.index.json") || (sharded && name == stem + ".safetensors");
+    if (stale) detail::remove_file_if_exists(entry.path());
+  }
+}
+
+}  // namespace
+
+std::uint64_t parse_byte_size(std::string_view text) {
+  std::string s(text);
+  s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
+  std::size_t digits = 0;
+  while (digits < s.size() && (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.')) ++digits;
+  if (digits == 0) throw UsageError("invalid size '" + std::string(text) + "' (expected e.g. 5GB or 500MiB)");
+  std::string unit = s.substr(digits);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+      {"TB", 1e12}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit != name) continue;
+    double value = 0;
+    try {
+      std::size_t used = 0;
+      value = std::stod(s.substr(0, digits), &used);
+      if (used != digits) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw UsageError("invalid size '" + std::string(text) + "' (expected e.g. 5GB or 500MiB)");
+    }
+    const double bytes = value * factor;
+    if (!(bytes >= 1) || bytes > 1.8e19) throw UsageError("size '" + std::string(text) + "' is out of range");
+    return static_cast<std::uint64_t>(bytes);
+  }
+  throw UsageError("invalid size '" + std::string(text) +
+                   "': unknown unit (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+}
+
+std::string shard_file_name(const std::string& stem, std::size_t index, std::size_t count) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu", index + 1, count);
+  return stem + buf + ".safetensors";
+}
+
+ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, const std::string& group,
+                                const fs::path& out, const ExportOptions& options) {
+  const Comm comm(user_comm);
+  const int rank = comm.rank();
+
+  // 1. Rank 0 reads the container's index; every rank gets the same plan.
+  std::string encoded;
+  {
+    std::optional<Failure> failure;
+    if (rank == 0) {
+      try {
+        encoded = encode_source(read_source(checkpoint, group, options));
+      } catch (...) {
+        failure = detail::capture_current_exception();
+      }
+    }
+    detail::agree(comm, failure, "export");
+  }
+  comm.bcast_bytes(encoded, 0);
+  const Source source = decode_source(encoded);
+
+  const fs::path out_path = fs::absolute(out).lexically_normal();
+  std::string stem = out_path.filename().string();
+  if (stem.size() > 12 && stem.substr(stem.size() - 12) == ".safetensors") stem.resize(stem.size() - 12);
+  const auto shards = split_into_shards(source.tensors, options.max_shard_size);
+  std::map<std::string, std::string> metadata = options.metadata;
+  metadata["format"] = "pt";
+  // The committed name, also when exporting a container before its commit (at save time).
+  std::string source_name = fs::path(source.path).filename().string();
+  if (source_name.size() > 8 && source_name.substr(source_name.size() - 8) == ".partial")
+    source_name.resize(source_name.size() - 8);
+  metadata["ckptio.source"] = source_name;
+  metadata["ckptio.group"] = source.group;
+  metadata["epoch"] = std::to_string(source.epoch);
+  metadata["global_step"] = std::to_string(source.global_step);
+
+  ExportResult result;
+  std::vector<detail::SerializedHeader> headers;
+  std::vector<Chunk> chunks;
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    result.files.push_back(shards.size() == 1 ? out_path
+                                              : out_path.parent_path() / shard_file_name(stem, s, shards.size()));
+    std::vector<detail::SafetensorsEntry> entries;
+    for (auto i : shards[s])
+      entries.push_back({source.tensors[i].name, source.tensors[i].out, source.tensors[i].shape});
+    headers.push_back(detail::serialize_safetensors_header(std::move(entries), metadata));
+    const auto& h = headers.back();
+    for (const auto& t : h.tensors) {
+      // source.tensors is sorted by name: find the header's tensor by binary search.
+      const auto it = std::lower_bound(source.tensors.begin(), source.tensors.end(), t.name,
+                                       [](const GroupTensor& g, const std::string& n) { return g.name < n; });
+      const std::size_t tensor_index = static_cast<std::size_t>(it - source.tensors.begin());
+      const GroupTensor& gt = *it;
+      const std::int64_t elements = detail::element_count(gt.shape);
+      const std::uint64_t in_size = dtype_size(gt.stored);
+      const std::int64_t per_chunk = std::max<std::int64_t>(
+          1, static_cast<std::int64_t>(std::max<std::uint64_t>(options.chunk_bytes, 1) / in_size));
+      for (std::int64_t b = 0; b < elements; b += per_chunk) {
+        const std::int64_t e = std::min(elements, b + per_chunk);
+        const std::uint64_t osz = dtype_size(gt.out);
+        chunks.push_back({s, tensor_index, b, e, h.bytes.size() + t.begin + static_cast<std::uint64_t>(b) * osz,
+                          static_cast<std::uint64_t>(e - b) * osz});
+      }
+      result.tensor_bytes += t.bytes();
+    }
+    result.tensors += h.tensors.size();
+  }
+  // Balance the chunks by bytes: each goes to the least loaded rank (ties: lowest rank).
+  std::vector<int> owner(chunks.size());
+  {
+    std::vector<std::uint64_t> load(static_cast<std::size_t>(comm.size()), 0);
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      const auto r = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      owner[c] = static_cast<int>(r);
+      load[r] += chunks[c].bytes;
+    }
+  }
+  std::uint64_t my_total = 0;
+  for (std::size_t c = 0; c < chunks.size(); ++c)
+    if (owner[c] == rank) my_total += chunks[c].bytes;
+
+  // 2. Open every shard's temporary file, write the header (rank 0) and the chunks.
+  std::vector<fs::path> partials;
+  for (const auto& f : result.files) partials.push_back(f.string() + ".partial");
+  detail::run_agreed(comm, "export", [&] {
+    if (rank != 0) return;
+    if (!fs::is_directory(out_path.parent_path()))
+      throw IoError("output folder " + out_path.parent_path().string() + " does not exist");
+    for (const auto& p : partials) detail::remove_file_if_exists(p);
+  });
+  std::vector<MPI_File> handles(partials.size(), MPI_FILE_NULL);
+  auto close_all = [&] {
+    for (auto& fh : handles)
+      if (fh != MPI_FILE_NULL) MPI_File_close(&fh);
+  };
+  std::optional<Failure> failure;
+  try {
+    for (std::size_t s = 0; s < partials.size(); ++s)
+      check_mpi_io(
+          MPI_File_open(comm.get(), partials[s].c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &handles[s]),
+          "cannot create " + partials[s].string());
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = detail::agree_failure(comm, failure, "export")) {
+    close_all();
+    detail::rethrow(*f);
+  }
+
+  failure.reset();
+  try {
+    if (rank == 0)
+      for (std::size_t s = 0; s < partials.size(); ++s)
+        write_at(handles[s], 0, headers[s].bytes.data(), headers[s].bytes.size(), partials[s].string());
+    std::optional<detail::h5::ContainerReader> reader;
+    reader.emplace(MPI_COMM_NULL, source.path);
+    std::vector<char> in_buffer;
+    std::vector<char> out_buffer;
+    std::uint64_t done = 0;
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      if (owner[c] != rank) continue;
+      const Chunk& ch = chunks[c];
+      const GroupTensor& t = source.tensors[ch.tensor];
+      const std::size_t in_size = dtype_size(t.stored);
+      in_buffer.resize(static_cast<std::size_t>(ch.end - ch.begin) * in_size);
+      std::size_t pos = 0;
+      for (const auto& block : detail::flat_range_to_blocks(t.shape, ch.begin, ch.end)) {
+        reader->read_block(source.group, t.name, t.stored, t.shape, block, in_buffer.data() + pos);
+        pos += static_cast<std::size_t>(detail::block_volume(block)) * in_size;
+      }
+      const char* data = in_buffer.data();
+      if (t.out != t.stored) {
+        out_buffer.resize(ch.bytes);
+        detail::convert_elements(in_buffer.data(), t.stored, out_buffer.data(), t.out,
+                                 static_cast<std::size_t>(ch.end - ch.begin));
+        data = out_buffer.data();
+      }
+      write_at(handles[ch.shard], ch.file_offset, data, ch.bytes, partials[ch.shard].string());
+      done += ch.bytes;
+      if (rank == 0 && options.progress && my_total > 0)
+        options.progress(std::min(result.tensor_bytes, done * result.tensor_bytes / my_total), result.tensor_bytes);
+    }
+    reader->close();
+    for (auto& fh : handles) check_mpi_io(MPI_File_sync(fh), "cannot flush an export file");
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  close_all();
+  auto cleanup = [&] {
+    if (rank != 0) return;
+    for (const auto& p : partials) {
+      try {
+        detail::remove_file_if_exists(p);
+      } catch (...) {
+      }
+    }
+  };
+  if (auto f = detail::agree_failure(comm, failure, "export")) {
+    cleanup();
+    detail::rethrow(*f);
+  }
+
+  // 3. Rank 0 renames every shard into place, then writes the index.
+  failure.reset();
+  try {
+    if (rank == 0) {
+      for (std::size_t s = 0; s < partials.size(); ++s) detail::rename_path(partials[s], result.files[s]);
+      if (shards.size() > 1) {
+        nlohmann::json index;
+        index["metadata"] = {{"total_size", result.tensor_bytes}};
+        index["weight_map"] = nlohmann::json::object();
+        for (std::size_t s = 0; s < shards.size(); ++s)
+          for (auto i : shards[s]) index["weight_map"][source.tensors[i].name] = result.files[s].filename().string();
+        result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
+        detail::atomic_write_file(*result.index, index.dump(2) + "\n");
+      }
+      remove_stale_outputs(out_path.parent_path(), stem, result.files, shards.size() > 1);
+      detail::fsync_directory(out_path.parent_path());
+    }
+  } catch (...) {
+    failure = detail::capture_current_exception();
+  }
+  if (auto f = detail::agree_failure(comm, failure, "export")) {
+    cleanup();
+    detail::rethrow(*f);
+  }
+  if (shards.size() > 1) result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
+  if (rank == 0 && options.progress) options.progress(result.tensor_bytes, result.tensor_bytes);
+  detail::log_info("exported ", source.group, " of ", source.path, " to ", out_path.string(), ": ", result.tensors,
+                   " tensors, ", result.tensor_bytes, " bytes in ", result.files.size(), " file(s)");
+  return result;
+}
+
+}  // namespace ckptio

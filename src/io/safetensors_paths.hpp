@@ -1,0 +1,24 @@
+// Which files make up a safetensors export given as a file, an index or a folder.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ckptio::detail {
+
+bool is_hdf5_file(const std::filesystem::path& path);
+bool ends_with(const std::string& s, const std::string& suffix);
+
+// The shard files an index names, in the index's folder. When `confine` is given (a
+// Hugging Face cache repo folder), the index and every shard are resolved through their
+// symlinks and must stay inside it. Throws FormatError / IoError.
+std::vector<std::string> safetensors_files_of_index(const std::filesystem::path& index_path,
+                                                    const std::filesystem::path* confine);
+
+// A folder of an export: its index (model.safetensors.index.json when there are several),
+// else its single .safetensors file (model.safetensors when there are several).
+std::vector<std::string> safetensors_files_of_folder(const std::filesystem::path& folder,
+                                                     const std::filesystem::path* confine);
+
+}  // namespace ckptio::detail
