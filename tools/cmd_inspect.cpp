@@ -9,6 +9,7 @@
 #include "input_paths.hpp"
 #include "inspect_json.hpp"
 #include "inspect_text.hpp"
+#include "torch_report.hpp"
 
 namespace ckptio::tool {
 namespace {
@@ -19,6 +20,17 @@ struct InspectOptions {
 };
 
 int run_inspect(const InspectOptions& options, const ToolContext& context) {
+  require_existing(options.path);
+  if (is_torch_input(options.path)) {
+    const ckptio::TorchFile file(options.path);
+    if (options.json) {
+      context.out << torch_document(options.path, file).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << '\n';
+    } else {
+      print_torch_text(options.path, file, context.out);
+    }
+    return kExitSuccess;
+  }
   const auto info = ckptio::inspect_container(resolve_container(options.path));
   if (options.json) {
     context.out << inspect_document(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
@@ -33,7 +45,10 @@ int run_inspect(const InspectOptions& options, const ToolContext& context) {
 Command add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
   CLI::App* inspect = app.add_subcommand("inspect", "Show the tensors, running state and provenance of a checkpoint");
-  inspect->add_option("PATH", options->path, "Container file, or checkpoint root (its latest checkpoint)")->required();
+  inspect
+      ->add_option("PATH", options->path,
+                   "Container file, checkpoint root (its latest checkpoint), or PyTorch .pt/.pth file")
+      ->required();
   inspect->add_flag("--json", options->json, "Print one JSON document (schema ckptio.inspect/1)");
   return {inspect, Participation::RankZero,
           [options](const ToolContext& context) { return run_inspect(*options, context); }};

@@ -27,6 +27,8 @@ CKPTIO_APT_PACKAGES=(
   python3
   python3-h5py
   python3-numpy
+  # PyTorch interop tests write .pt files with the real torch.save
+  python3-torch
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )

@@ -1,0 +1,130 @@
+// `ckptio convert INPUT.pt --out OUT.h5`: imports a PyTorch state dict into a ckptio
+// container through CheckpointIO. Collective: every rank reads an equal flat range of
+// every tensor from the .pt file and the container is written by all of them.
+//
+// Top-level "model", "optimizer" and "ema" keys become the container's groups when any of
+// them holds tensors; otherwise every tensor goes into "model". Values that are not tensors
+// go into the running state's extras by dotted key; top-level integer "epoch", "step" and
+// "global_step" set the running state's fields instead.
+#include <mpi.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ckptio/checkpoint_io.hpp"
+#include "ckptio/error.hpp"
+#include "ckptio/torch_file.hpp"
+#include "commands.hpp"
+#include "exit_codes.hpp"
+#include "input_paths.hpp"
+
+namespace ckptio::tool {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ConvertOptions {
+  std::string input;
+  std::string out;
+};
+
+// "model.blocks.0.w" -> ("model", "blocks.0.w") when the file uses groups.
+std::pair<std::string, std::string> split_group(const std::string& name, bool grouped) {
+  if (grouped) {
+    for (const char* group : ckptio::kGroupNames) {
+      const std::string prefix = std::string(group) + ".";
+      if (name.compare(0, prefix.size(), prefix) == 0) return {group, name.substr(prefix.size())};
+    }
+  }
+  return {"model", name};
+}
+
+int run_convert(const ConvertOptions& options, const ToolContext& context) {
+  const fs::path input = options.input;
+  const fs::path out = options.out;
+  require_existing(input);
+  if (out.extension() != ".h5") {
+    throw ckptio::UsageError("convert: --out " + out.string() + ": only a .h5 ckptio container can be written");
+  }
+  if (fs::exists(out)) throw ckptio::UsageError("convert: --out " + out.string() + " already exists");
+  const ckptio::TorchFile file(input);
+
+  bool grouped = false;
+  for (const auto& t : file.tensors()) {
+    for (const char* group : ckptio::kGroupNames) {
+      grouped = grouped || t.name.rfind(std::string(group) + ".", 0) == 0;
+    }
+  }
+
+  // Each rank reads an equal share of every tensor's elements.
+  std::map<std::string, ckptio::StateDict> groups;
+  std::vector<std::vector<std::uint8_t>> buffers(file.tensors().size());
+  for (std::size_t i = 0; i < file.tensors().size(); ++i) {
+    const auto& t = file.tensors()[i];
+    const std::int64_t n = t.elements();
+    const std::int64_t begin = n * context.rank / context.world_size;
+    const std::int64_t end = n * (context.rank + 1) / context.world_size;
+    buffers[i].resize(static_cast<std::size_t>(end - begin) * ckptio::dtype_size(t.dtype));
+    file.read_elements(i, begin, end, buffers[i].data());
+    auto [group, name] = split_group(t.name, grouped);
+    groups[group].add(name, ckptio::TensorShard::flat(buffers[i].data(), t.dtype, t.shape, begin, end));
+  }
+
+  ckptio::Snapshot snapshot;
+  if (groups.count("model")) snapshot.model = std::move(groups["model"]);
+  if (groups.count("optimizer")) snapshot.optimizer = std::move(groups["optimizer"]);
+  if (groups.count("ema")) snapshot.ema = std::move(groups["ema"]);
+  for (const auto& [key, value] : file.values()) {
+    if (value.is_number_integer() && (key == "epoch" || key == "step" || key == "global_step")) {
+      (key == "epoch"  ? snapshot.running.epoch
+       : key == "step" ? snapshot.running.step
+                       : snapshot.running.global_step) = value.get<std::int64_t>();
+    } else {
+      snapshot.running.extras[key] = value;
+    }
+  }
+
+  // CheckpointIO writes into a root folder; a private one beside the output is renamed away.
+  const fs::path staging = fs::path(out.string() + ".ckptio-convert");
+  int exists = context.rank == 0 && fs::exists(staging) ? 1 : 0;
+  MPI_Bcast(&exists, 1, MPI_INT, 0, context.comm);
+  if (exists) throw ckptio::UsageError("convert: " + staging.string() + " is in the way; remove it");
+  fs::path saved;
+  {
+    ckptio::CheckpointIO io(context.comm, staging, {.keep_last = 0, .lock_root = false});
+    saved = io.save(snapshot);
+  }
+  MPI_Barrier(context.comm);
+  int failed = 0;
+  std::string message;
+  if (context.rank == 0) {
+    std::error_code error;
+    fs::rename(saved, out, error);
+    if (error) {
+      failed = 1;
+      message = "convert: cannot move " + saved.string() + " to " + out.string() + ": " + error.message();
+    }
+    fs::remove_all(staging, error);
+  }
+  MPI_Bcast(&failed, 1, MPI_INT, 0, context.comm);
+  if (failed) throw ckptio::IoError(context.rank == 0 ? message : "convert: rank 0 could not move the container");
+  context.out << "converted " << input.string() << " (" << file.tensors().size() << " tensors, " << file.values().size()
+              << " values) into " << out.string() << '\n';
+  return kExitSuccess;
+}
+
+}  // namespace
+
+Command add_convert_command(CLI::App& app) {
+  auto options = std::make_shared<ConvertOptions>();
+  CLI::App* convert = app.add_subcommand("convert", "Import a PyTorch .pt/.pth state dict into a ckptio container");
+  convert->add_option("INPUT", options->input, "PyTorch .pt/.pth file written by torch.save")->required();
+  convert->add_option("--out", options->out, "The container to write (.h5); must not exist")->required();
+  return {convert, Participation::Collective,
+          [options](const ToolContext& context) { return run_convert(*options, context); }};
+}
+
+}  // namespace ckptio::tool
