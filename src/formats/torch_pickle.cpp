@@ -17,6 +17,9 @@ constexpr std::size_t kMaxDepth = 200;           // nesting of containers when f
 constexpr std::uint64_t kMaxVisits = 5'000'000;  // container entries walked when flattening
 constexpr std::size_t kMaxDims = 64;
 constexpr std::size_t kMaxGlobalName = 256;
+// Objects one pickle may create (a state dict needs about 20 per tensor): bounds the memory
+// a hostile pickle can make the reader use, whatever its size.
+constexpr std::size_t kMaxValues = 16'777'216;
 
 enum class Kind { None, Bool, Int, Float, String, Bytes, List, Tuple, Dict, Global, Storage, Tensor };
 
@@ -180,6 +183,7 @@ class Unpickler {
   }
 
   Value* make(Kind kind) {
+    if (arena_.size() >= kMaxValues) fail_at("the pickle creates more than " + std::to_string(kMaxValues) + " objects");
     arena_.emplace_back();
     Value* v = &arena_.back();
     v->kind = kind;

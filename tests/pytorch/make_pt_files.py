@@ -84,15 +84,15 @@ def main():
     torch.manual_seed(7)
     expected = {}
 
-    def save(file_name, obj, to_buffer=False):
+    def save(file_name, obj, to_buffer=False, **options):
         path = os.path.join(args.out, file_name)
         if to_buffer:  # torch.save to a buffer names the folder "archive"
             buffer = io.BytesIO()
-            torch.save(obj, buffer)
+            torch.save(obj, buffer, **options)
             with open(path, "wb") as f:
                 f.write(buffer.getvalue())
         else:
-            torch.save(obj, path)
+            torch.save(obj, path, **options)
         with zipfile.ZipFile(path) as z:
             folder = z.namelist()[0].split("/")[0]
         expected[file_name] = describe(obj, folder)
@@ -129,6 +129,9 @@ def main():
     save("nested.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, "epoch": 3,
                        "global_step": 120, "run": "exp1", "lr_history": [0.1, 0.01], "note": None})
     save("module.pt", model.state_dict(), to_buffer=True)  # BUILD of _metadata, folder "archive"
+    # Protocol 4 frames the stream and uses STACK_GLOBAL, SHORT_BINUNICODE and MEMOIZE.
+    save("protocol4.pt", {"model": model.state_dict(), "step": 5, "views": {"t": base.view(4, 6).t()}},
+         pickle_protocol=4)
     save("parameter.pt", {"p": torch.nn.Parameter(torch.randn(2, 2)), "plain": {"x": 1, "y": [True, False]}})
 
     hostile = {}
