@@ -64,6 +64,10 @@ class TorchFile {
   // Copies the block (offset and count per dimension) of tensor `index` into `out`, in
   // row-major order of `count`.
   void read_block(std::size_t index, const Block& block, void* out) const;
+  // Copies a shard's piece (a Block or a FlatRange, as in TensorShard::piece) into `out`.
+  // Throws MismatchError when `dtype` or `global_shape` differ from the tensor's (naming
+  // the file and the tensor), UsageError for a piece outside the tensor.
+  void read_piece(std::size_t index, DType dtype, const Shape& global_shape, const Piece& piece, void* out) const;
   // The whole tensor, row-major.
   std::vector<std::uint8_t> read(std::size_t index) const;
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <optional>
 #include <unordered_map>
+#include <variant>
 
 #include "ckptio/error.hpp"
 #include "formats/byte_source.hpp"
@@ -238,6 +239,30 @@ void TorchFile::read_block(std::size_t index, const Block& block, void* out) con
       if (++idx[d] < block.count[d]) break;
       idx[d] = 0;
     }
+  }
+}
+
+void TorchFile::read_piece(std::size_t index, DType dtype, const Shape& global_shape, const Piece& piece,
+                           void* out) const {
+  if (index >= impl_->tensors.size()) throw UsageError("TorchFile::read_piece: no tensor " + std::to_string(index));
+  const TorchTensorInfo& t = impl_->tensors[index];
+  if (dtype != t.dtype) {
+    throw MismatchError(impl_->label() + ": tensor '" + t.name + "' is " + std::string(dtype_name(t.dtype)) +
+                        " in the file but " + std::string(dtype_name(dtype)) + " was requested");
+  }
+  if (global_shape != t.shape) {
+    const auto text = [](const Shape& shape) {
+      std::string out = "[";
+      for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+      return out + "]";
+    };
+    throw MismatchError(impl_->label() + ": tensor '" + t.name + "' has shape " + text(t.shape) + " in the file but " +
+                        text(global_shape) + " was requested");
+  }
+  if (const auto* range = std::get_if<FlatRange>(&piece)) {
+    read_elements(index, range->begin, range->end, out);
+  } else {
+    read_block(index, std::get<Block>(piece), out);
   }
 }
 

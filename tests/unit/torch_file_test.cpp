@@ -124,6 +124,29 @@ TEST(TorchFile, GathersNonContiguousViewsAndReadsRangesAndBlocks) {
   EXPECT_THROW(file.read_elements(0, 4, 7, part.data()), UsageError);
 }
 
+TEST(TorchFile, ReadsPiecesAndChecksDtypeAndShape) {
+  const std::string bytes =
+      archive(one_tensor_pickle("FloatStorage", 6, 0, {2, 3}, {3, 1}), {{"0", floats({0, 1, 2, 3, 4, 5})}});
+  TorchFile file(span_of(bytes), "t.pt");
+  std::vector<float> out(2);
+  file.read_piece(0, DType::F32, {2, 3}, FlatRange{3, 5}, out.data());
+  EXPECT_EQ(out, (std::vector<float>{3, 4}));
+  file.read_piece(0, DType::F32, {2, 3}, Block{{0, 2}, {2, 1}}, out.data());
+  EXPECT_EQ(out, (std::vector<float>{2, 5}));
+  try {
+    file.read_piece(0, DType::F16, {2, 3}, FlatRange{0, 1}, out.data());
+    ADD_FAILURE();
+  } catch (const MismatchError& e) {
+    EXPECT_STREQ(e.what(), "t.pt: tensor 'w' is F32 in the file but F16 was requested");
+  }
+  try {
+    file.read_piece(0, DType::F32, {3, 2}, FlatRange{0, 1}, out.data());
+    ADD_FAILURE();
+  } catch (const MismatchError& e) {
+    EXPECT_STREQ(e.what(), "t.pt: tensor 'w' has shape [2, 3] in the file but [3, 2] was requested");
+  }
+}
+
 TEST(TorchFile, ReadsZip64Archives) {
   const std::string bytes = archive(one_tensor_pickle("LongStorage", 2, 0, {2}, {1}),
                                     {{"0", std::string("\x07\0\0\0\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff", 16)}},
@@ -214,6 +237,36 @@ TEST(TorchFileHostile, EveryTruncationFailsCleanly) {
   const std::string pickle = one_tensor_pickle("FloatStorage", 2, 0, {2}, {1});
   EXPECT_EQ(error_of(archive(pickle.substr(0, 20), {{"0", floats({1, 2})}})),
             "t.pt: truncated pickle (pickle offset 9)");
+}
+
+// Little-endian patch of `n` bytes at `at`.
+std::string patched(std::string bytes, std::size_t at, std::uint64_t value, int n) {
+  for (int i = 0; i < n; ++i) bytes[at + i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+  return bytes;
+}
+
+TEST(TorchFileHostile, RefusesHugeDeclaredZipSizesAndCounts) {
+  ZipSpec spec;
+  spec.entries.push_back({"archive/data.pkl", PickleBuilder().op('}').done()});
+  const std::string bytes = build_zip(spec);
+  const std::size_t central = bytes.size() - 22 - 46 - spec.entries[0].name.size();
+  // The entry claims 4 GiB - 16 bytes, compressed and not.
+  EXPECT_EQ(error_of(patched(patched(bytes, central + 20, 0xFFFFFFF0, 4), central + 24, 0xFFFFFFF0, 4)),
+            "t.pt: not a valid .pt zip archive: the data of entry 'archive/data.pkl' (4294967280 bytes) runs past the "
+            "central directory (truncated archive?)");
+  // The end record claims 65535 entries.
+  EXPECT_EQ(error_of(patched(patched(bytes, bytes.size() - 12, 0xFFFF, 2), bytes.size() - 14, 0xFFFF, 2)),
+            "t.pt: not a valid .pt zip archive: the end record asks for ZIP64 but there is no ZIP64 locator");
+  EXPECT_EQ(error_of(patched(patched(bytes, bytes.size() - 12, 0xFFFE, 2), bytes.size() - 14, 0xFFFE, 2)),
+            "t.pt: not a valid .pt zip archive: the end record declares 65534 entries, more than the central "
+            "directory can hold");
+  // ZIP64: an entry of 2^63 bytes.
+  spec.zip64 = true;
+  const std::string z64 = build_zip(spec);
+  const std::size_t extra = z64.find(std::string("\x01\x00\x18\x00", 4)) + 4;
+  EXPECT_EQ(error_of(patched(patched(z64, extra, 1ULL << 63, 8), extra + 8, 1ULL << 63, 8)),
+            "t.pt: not a valid .pt zip archive: the data of entry 'archive/data.pkl' (9223372036854775808 bytes) runs "
+            "past the central directory (truncated archive?)");
 }
 
 TEST(TorchFileHostile, RefusesEscapingAndCompressedEntries) {
