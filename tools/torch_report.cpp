@@ -34,7 +34,9 @@ void print_torch_text(const std::filesystem::path& path, const ckptio::TorchFile
   header.rows = {
       {"file", path.string()},
       {"file size", human_bytes(file_bytes) + " (" + std::to_string(file_bytes) + " bytes)"},
-      {"format", "PyTorch torch.save archive (folder '" + file.folder() + "'), read weights-only"},
+      {"format", file.folder().empty()
+                     ? std::string("PyTorch torch.save file, legacy format (PyTorch < 1.6), read weights-only")
+                     : "PyTorch torch.save archive (folder '" + file.folder() + "'), read weights-only"},
   };
   header.print(out);
 

@@ -1,8 +1,9 @@
-// ckptio: reading PyTorch `.pt` / `.pth` files (the zip format torch.save writes since
-// PyTorch 1.6) without Python or LibTorch, weights only: the pickle inside may use only
-// plain containers, numbers, strings, OrderedDict and tensors (see docs/PYTORCH.md for the
-// allow-list); anything else is refused and nothing in the file is ever executed.
-// Not collective: a TorchFile is read by one process; open it on each rank that needs it.
+// ckptio: reading PyTorch `.pt` / `.pth` files without Python or LibTorch: the zip format
+// torch.save writes since PyTorch 1.6, and the legacy format before it. Weights only: the
+// pickle inside may use only plain containers, numbers, strings, OrderedDict and tensors
+// (docs/PYTORCH.md lists the allow-list); anything else is refused and nothing in the file
+// is ever executed. Not collective: a TorchFile is read by one process; open it on each
+// rank that needs it.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,7 @@ class TorchFile {
  public:
   // Opens, parses and validates `path` (archive, pickle, every tensor's view against its
   // storage). Throws IoError when it cannot be read and FormatError, naming the file, for
-  // anything it cannot accept: a legacy (pre-1.6) file, a compressed entry, a global
+  // anything it cannot accept: a compressed entry, a global
   // outside the allow-list, a truncated archive, ...
   explicit TorchFile(const std::filesystem::path& path);
   // The same from bytes in memory (which must outlive the TorchFile); `label` names them in
@@ -55,7 +56,8 @@ class TorchFile {
   // Every value that is not a tensor, by dotted key ("epoch", "optimizer.param_groups"),
   // in file order: the largest sub-trees without tensors, as JSON.
   const std::vector<std::pair<std::string, nlohmann::json>>& values() const;
-  // The archive's top-level folder ("archive", or the stem torch.save was given).
+  // The archive's top-level folder ("archive", or the stem torch.save was given); empty for
+  // a legacy (PyTorch < 1.6) file.
   const std::string& folder() const;
 
   // Copies elements [begin, end) of the row-major flattening of tensor `index` into `out`,

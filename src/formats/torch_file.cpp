@@ -48,7 +48,7 @@ struct TorchFile::Impl {
   std::optional<ZipReader> zip;
   std::string folder;
   std::vector<TorchTensorInfo> tensors;
-  std::vector<const ZipEntry*> tensor_entries;  // the storage entry of each tensor
+  std::vector<std::uint64_t> tensor_data;  // where each tensor's storage bytes start in the file
   std::unordered_map<std::string, std::size_t> index;
   std::vector<std::pair<std::string, nlohmann::json>> values;
 
@@ -56,13 +56,14 @@ struct TorchFile::Impl {
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(label() + ": " + what); }
 
   void open() {
+    std::uint8_t head[16] = {};
+    source->read(0, std::min<std::uint64_t>(source->size(), sizeof head), head);
+    if (detail::formats::is_legacy_torch_file({head, std::min<std::size_t>(source->size(), sizeof head)})) {
+      return open_legacy();
+    }
     if (!detail::formats::looks_like_zip(*source)) {
-      std::uint8_t head[2] = {0, 0};
-      if (source->size() >= 2) source->read(0, 2, head);
-      if (head[0] == 0x80 && head[1] <= 5) {
-        fail(
-            "a legacy (PyTorch < 1.6, non-zip) torch.save file is not supported; load it with torch and save it "
-            "again with a current PyTorch");
+      if (source->size() >= 2 && head[0] == 0x80 && head[1] <= 5) {
+        fail("a pickle, not a torch.save file (neither a zip archive nor a legacy torch.save file)");
       }
       fail("not a PyTorch .pt file (not a zip archive)");
     }
@@ -93,25 +94,67 @@ struct TorchFile::Impl {
     }
     const auto pickle_bytes = zip->read_entry(*pickle);
     auto parsed = detail::formats::unpickle_state_dict(pickle_bytes, label());
-    values = std::move(parsed.values);
-    std::unordered_map<std::string, const ZipEntry*> storage_entries;
-    for (auto& t : parsed.tensors) {
-      const ZipEntry* entry = nullptr;
-      if (const auto it = storage_entries.find(t.storage_key); it != storage_entries.end()) {
-        entry = it->second;
-      } else {
-        const std::string entry_name = prefix + "data/" + t.storage_key;
-        entry = zip->find(entry_name);
-        if (entry == nullptr)
-          fail("storage '" + t.storage_key + "' of tensor '" + t.name + "' has no entry " + entry_name);
-        const std::uint64_t expected = t.storage_elements * dtype_size(t.dtype);  // checked by the unpickler
-        if (entry->size != expected) {
-          fail("storage '" + t.storage_key + "' declares " + std::to_string(t.storage_elements) + " elements of " +
-               std::string(dtype_name(t.dtype)) + " (" + std::to_string(expected) + " bytes) but its entry " +
-               entry_name + " holds " + std::to_string(entry->size) + " bytes");
-        }
-        storage_entries.emplace(t.storage_key, entry);
+    // Where each storage's bytes start; only the storages that tensors use need an entry.
+    std::unordered_map<std::string, std::uint64_t> offsets;
+    for (const auto& t : parsed.tensors) {
+      if (offsets.count(t.storage_key)) continue;
+      const std::string entry_name = prefix + "data/" + t.storage_key;
+      const ZipEntry* entry = zip->find(entry_name);
+      if (entry == nullptr)
+        fail("storage '" + t.storage_key + "' of tensor '" + t.name + "' has no entry " + entry_name);
+      const std::uint64_t expected = t.storage_elements * dtype_size(t.dtype);  // checked by the unpickler
+      if (entry->size != expected) {
+        fail("storage '" + t.storage_key + "' declares " + std::to_string(t.storage_elements) + " elements of " +
+             std::string(dtype_name(t.dtype)) + " (" + std::to_string(expected) + " bytes) but its entry " +
+             entry_name + " holds " + std::to_string(entry->size) + " bytes");
       }
+      offsets.emplace(t.storage_key, entry->data_offset);
+    }
+    add_tensors(std::move(parsed), offsets);
+  }
+
+  // PyTorch < 1.6: pickles at the start of the file, then each storage as an 8-byte element
+  // count and its bytes. The pickles' length is unknown: parse a growing prefix.
+  void open_legacy() {
+    std::uint64_t prefix = std::min<std::uint64_t>(source->size(), 1 << 20);
+    std::optional<detail::formats::LegacyPickles> parsed;
+    while (!parsed) {
+      const auto bytes = source->read_vector(0, prefix);
+      try {
+        parsed = detail::formats::unpickle_legacy(bytes, label());
+      } catch (const detail::formats::TruncatedPickle&) {
+        if (prefix == source->size()) throw;
+        prefix = std::min<std::uint64_t>(source->size(), prefix * 4);
+      }
+    }
+    std::unordered_map<std::string, const detail::formats::PickledStorage*> declared;
+    for (const auto& storage : parsed->state.storages) declared.emplace(storage.key, &storage);
+    std::unordered_map<std::string, std::uint64_t> offsets;
+    std::uint64_t pos = parsed->data_offset;
+    for (const std::string& key : parsed->storage_keys) {
+      const auto& storage = *declared.at(key);  // the unpickler checked that every key is declared
+      std::uint8_t count_bytes[8];
+      source->require_range(pos, 8, ("the element count of storage '" + key + "'").c_str());
+      source->read(pos, 8, count_bytes);
+      std::uint64_t count = 0;
+      for (int i = 7; i >= 0; --i) count = (count << 8) | count_bytes[i];
+      if (count != storage.elements) {
+        fail("storage '" + key + "' declares " + std::to_string(storage.elements) + " elements but its data holds " +
+             std::to_string(count));
+      }
+      const std::uint64_t bytes = count * dtype_size(storage.dtype);  // checked by the unpickler
+      source->require_range(pos + 8, bytes, ("the data of storage '" + key + "'").c_str());
+      offsets.emplace(key, pos + 8);
+      pos += 8 + bytes;
+    }
+    folder.clear();
+    add_tensors(std::move(parsed->state), offsets);
+  }
+
+  void add_tensors(detail::formats::PickledStateDict parsed,
+                   const std::unordered_map<std::string, std::uint64_t>& offsets) {
+    values = std::move(parsed.values);
+    for (auto& t : parsed.tensors) {
       TorchTensorInfo info;
       info.name = std::move(t.name);
       info.dtype = t.dtype;
@@ -122,8 +165,10 @@ struct TorchFile::Impl {
       info.contiguous = is_contiguous(info.shape, info.stride);
       info.bytes = static_cast<std::uint64_t>(info.elements()) * dtype_size(info.dtype);
       if (!index.emplace(info.name, tensors.size()).second) fail("two tensors are both named '" + info.name + "'");
+      const auto offset = offsets.find(t.storage_key);
+      if (offset == offsets.end()) fail("storage '" + t.storage_key + "' of tensor '" + info.name + "' has no data");
+      tensor_data.push_back(offset->second);
       tensors.push_back(std::move(info));
-      tensor_entries.push_back(entry);
     }
     for (const auto& [name, value] : values) {
       if (index.count(name)) fail("'" + name + "' names both a tensor and a value");
@@ -133,14 +178,14 @@ struct TorchFile::Impl {
   // Reads elements [begin, end) of a non-contiguous view.
   void gather(std::size_t i, std::int64_t begin, std::int64_t end, std::uint8_t* out) const {
     const TorchTensorInfo& t = tensors[i];
-    const ZipEntry& entry = *tensor_entries[i];
+    const std::uint64_t data = tensor_data[i];
     const std::size_t es = dtype_size(t.dtype);
     const std::size_t nd = t.shape.size();
     std::uint64_t span = 1;  // elements from storage_offset to the view's last element
     for (std::size_t d = 0; d < nd; ++d) span += static_cast<std::uint64_t>(t.shape[d] - 1) * t.stride[d];
     std::vector<std::uint8_t> window;
     const bool in_memory = span * es <= kGatherSpanBytes;
-    if (in_memory) window = source->read_vector(entry.data_offset + t.storage_offset * es, span * es);
+    if (in_memory) window = source->read_vector(data + t.storage_offset * es, span * es);
     // Multi-index of `begin`.
     std::vector<std::int64_t> idx(nd, 0);
     std::int64_t rest = begin;
@@ -154,7 +199,7 @@ struct TorchFile::Impl {
       if (in_memory) {
         std::memcpy(out, window.data() + elem * es, es);
       } else {
-        source->read(entry.data_offset + (t.storage_offset + elem) * es, es, out);
+        source->read(data + (t.storage_offset + elem) * es, es, out);
       }
       out += es;
       for (std::size_t d = nd; d-- > 0;) {
@@ -200,8 +245,8 @@ void TorchFile::read_elements(std::size_t index, std::int64_t begin, std::int64_
   if (begin == end) return;
   const std::size_t es = dtype_size(t.dtype);
   if (t.contiguous) {
-    const ZipEntry& entry = *impl_->tensor_entries[index];
-    impl_->source->read(entry.data_offset + static_cast<std::uint64_t>(t.storage_offset + begin) * es,
+    const std::uint64_t data = impl_->tensor_data[index];
+    impl_->source->read(data + static_cast<std::uint64_t>(t.storage_offset + begin) * es,
                         static_cast<std::uint64_t>(end - begin) * es, out);
   } else {
     impl_->gather(index, begin, end, static_cast<std::uint8_t*>(out));

@@ -142,6 +142,10 @@ bool valid_utf8(const std::string& s) {
   return true;
 }
 
+// The pickled magic number 0x1950a86a20f9469cfc6c (protocol 2) that starts a legacy file.
+constexpr std::uint8_t kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                         0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
 std::string join_ints(const std::vector<std::int64_t>& v) {
   std::string out = "[";
   for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
@@ -154,11 +158,44 @@ class Unpickler {
 
   PickledStateDict run() {
     Value* root = parse();
-    if (root->kind != Kind::Dict) {
-      fail("the top-level object is a " + std::string(kind_name(root->kind)) + ", expected a dict (a state dict)");
+    return finish(root);
+  }
+
+  // The pickles of a legacy torch.save file, in order: magic number, protocol version,
+  // system info, the object, the sorted storage keys. The storages' bytes follow.
+  LegacyPickles run_legacy() {
+    if (data_.size() < sizeof(kLegacyMagic) || std::memcmp(data_.data(), kLegacyMagic, sizeof(kLegacyMagic)) != 0) {
+      fail("not a legacy torch.save file (no magic number)");
     }
-    PickledStateDict out;
-    flatten(root, "", 0, out);
+    pos_ = sizeof(kLegacyMagic);
+    const Value* version = parse();
+    if (version->kind != Kind::Int || version->integer != 1001) {
+      fail("legacy torch.save protocol version is not 1001");
+    }
+    const Value* info = parse();
+    bool little = false;
+    if (info->kind == Kind::Dict) {
+      for (const auto& [k, v] : info->dict->items) {
+        if (k->kind == Kind::String && k->text == "little_endian") little = v->kind == Kind::Bool && v->boolean;
+      }
+    }
+    if (!little) fail("big-endian .pt files are not supported (only little-endian)");
+    legacy_ = true;
+    Value* root = parse();
+    const Value* keys = parse();
+    LegacyPickles out;
+    if (keys->kind != Kind::List) fail("the legacy storage key list is not a list");
+    std::unordered_map<std::string, bool> seen;
+    for (const Value* key : keys->items) {
+      if (key->kind != Kind::String || !storage_index_.count(key->text)) {
+        fail("the legacy storage key list names a storage the pickle does not use");
+      }
+      if (!seen.emplace(key->text, true).second) fail("the legacy storage key list names '" + key->text + "' twice");
+      out.storage_keys.push_back(key->text);
+    }
+    if (out.storage_keys.size() != storages_.size()) fail("the legacy storage key list misses storages");
+    out.data_offset = pos_;
+    out.state = finish(root);
     return out;
   }
 
@@ -175,11 +212,16 @@ class Unpickler {
   std::unordered_map<std::string, std::size_t> storage_index_;
   std::vector<TensorInfo> tensors_;
   std::uint64_t visits_ = 0;
+  bool legacy_ = false;  // persistent ids carry a sixth item, view metadata (None)
   std::unordered_map<const Value*, bool> has_tensor_cache_;
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(label_ + ": " + what); }
   [[noreturn]] void fail_at(const std::string& what) const {
     fail(what + " (pickle offset " + std::to_string(op_pos_) + ")");
+  }
+
+  [[noreturn]] void truncated(const std::string& what) const {
+    throw TruncatedPickle(label_ + ": " + what + " (pickle offset " + std::to_string(op_pos_) + ")");
   }
 
   Value* make(Kind kind) {
@@ -191,9 +233,19 @@ class Unpickler {
     return v;
   }
 
+  PickledStateDict finish(Value* root) {
+    if (root->kind != Kind::Dict) {
+      fail("the top-level object is a " + std::string(kind_name(root->kind)) + ", expected a dict (a state dict)");
+    }
+    PickledStateDict out;
+    flatten(root, "", 0, out);
+    for (const StorageInfo& s : storages_) out.storages.push_back({s.key, s.dtype, s.elements});
+    return out;
+  }
+
   // ---- reading the stream ----
   const std::uint8_t* take(std::size_t n) {
-    if (data_.size() - pos_ < n) fail_at("truncated pickle");
+    if (data_.size() - pos_ < n) truncated("truncated pickle");
     const std::uint8_t* p = data_.data() + pos_;
     pos_ += n;
     return p;
@@ -205,7 +257,7 @@ class Unpickler {
     return v;
   }
   std::string read_bytes(std::uint64_t n) {
-    if (n > data_.size() - pos_) fail_at("truncated pickle: a string of " + std::to_string(n) + " bytes");
+    if (n > data_.size() - pos_) truncated("truncated pickle: a string of " + std::to_string(n) + " bytes");
     const std::uint8_t* p = take(static_cast<std::size_t>(n));
     return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
   }
@@ -339,10 +391,12 @@ class Unpickler {
 
   // persistent_load: ('storage', <storage class>, key, location, numel)
   Value* persistent_load(Value* pid) {
-    if (pid->kind != Kind::Tuple || pid->items.size() != 5 || pid->items[0]->kind != Kind::String ||
+    if (pid->kind != Kind::Tuple || pid->items.size() != (legacy_ ? 6u : 5u) || pid->items[0]->kind != Kind::String ||
         pid->items[0]->text != "storage") {
-      fail_at("a persistent id is not ('storage', type, key, location, size)");
+      fail_at(legacy_ ? "a persistent id is not ('storage', type, key, location, size, view)"
+                      : "a persistent id is not ('storage', type, key, location, size)");
     }
+    if (legacy_ && pid->items[5]->kind != Kind::None) fail_at("legacy storage views are not supported");
     const Value* type = pid->items[1];
     if (type->kind != Kind::Global || type->global != GlobalId::Storage) {
       fail_at("a persistent id names a " + std::string(kind_name(type->kind)) +
@@ -453,7 +507,11 @@ class Unpickler {
   }
 
   Value* parse() {
-    if (data_.size() < 2 || data_[0] != 0x80) fail("the pickle does not start with a protocol 2+ header");
+    if (data_.size() - pos_ < 2 || data_[pos_] != 0x80) {
+      op_pos_ = pos_;
+      if (data_.size() - pos_ < 2 && (pos_ == data_.size() || data_[pos_] == 0x80)) truncated("truncated pickle");
+      fail_at("the pickle does not start with a protocol 2+ header");
+    }
     while (true) {
       op_pos_ = pos_;
       const std::uint8_t op = *take(1);
@@ -792,6 +850,14 @@ const std::vector<std::string>& allowed_pickle_globals() {
 
 PickledStateDict unpickle_state_dict(std::span<const std::uint8_t> pickle, const std::string& label) {
   return Unpickler(pickle, label).run();
+}
+
+LegacyPickles unpickle_legacy(std::span<const std::uint8_t> prefix, const std::string& label) {
+  return Unpickler(prefix, label).run_legacy();
+}
+
+bool is_legacy_torch_file(std::span<const std::uint8_t> head) {
+  return head.size() >= sizeof(kLegacyMagic) && std::memcmp(head.data(), kLegacyMagic, sizeof(kLegacyMagic)) == 0;
 }
 
 }  // namespace ckptio::detail::formats

@@ -93,8 +93,10 @@ def main():
                 f.write(buffer.getvalue())
         else:
             torch.save(obj, path, **options)
-        with zipfile.ZipFile(path) as z:
-            folder = z.namelist()[0].split("/")[0]
+        folder = ""  # legacy files have no folder
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                folder = z.namelist()[0].split("/")[0]
         expected[file_name] = describe(obj, folder)
 
     save("dtypes.pt", {
@@ -145,8 +147,14 @@ def main():
     torch.save({"m": torch.nn.Linear(2, 2)}, os.path.join(args.out, "whole_module.pt"))
     hostile["whole_module.pt"] = ("refusing global 'torch.nn.modules.linear.Linear': it is not on the "
                                   "weights-only allow-list")
-    torch.save({"w": torch.ones(2)}, os.path.join(args.out, "legacy.pt"), _use_new_zipfile_serialization=False)
-    hostile["legacy.pt"] = "a legacy (PyTorch < 1.6, non-zip) torch.save file is not supported"
+    # The format of PyTorch < 1.6: pickles, then the raw storages.
+    save("legacy.pt", {"weights": model.state_dict(), "epoch": 2, "views": {"t": base.view(4, 6).t(), "s": base[3:9]}},
+         _use_new_zipfile_serialization=False)
+    with open(os.path.join(args.out, "legacy.pt"), "rb") as f:
+        legacy = f.read()
+    with open(os.path.join(args.out, "legacy_truncated.pt"), "wb") as f:
+        f.write(legacy[:-10])
+    hostile["legacy_truncated.pt"] = "truncated file: the data of storage"
     with zipfile.ZipFile(os.path.join(args.out, "dtypes.pt")) as src, \
             zipfile.ZipFile(os.path.join(args.out, "deflated.pt"), "w", zipfile.ZIP_DEFLATED) as dst:
         for name in src.namelist():

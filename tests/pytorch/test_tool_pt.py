@@ -105,7 +105,7 @@ class ConvertTest(unittest.TestCase):
         self.check_bytes(out, [(t["name"].replace(".", "/", 1), t) for t in expected["tensors"]])
 
     def test_without_groups_everything_goes_to_model(self):
-        for name in ("dtypes.pt", "views.pt", "parameter.pt"):
+        for name in ("dtypes.pt", "views.pt", "parameter.pt", "legacy.pt"):
             out = os.path.join(self.tmp, name + ".h5")
             result = run("convert", os.path.join(ARGS.dir, name), "--out", out)
             self.assertEqual(result.returncode, 0, msg=result.stderr)
@@ -132,9 +132,9 @@ class ConvertTest(unittest.TestCase):
 
     def test_failures_have_the_tool_exit_codes(self):
         out = os.path.join(self.tmp, "x.h5")
-        legacy = run("convert", os.path.join(ARGS.dir, "legacy.pt"), "--out", out)
-        self.assertEqual(legacy.returncode, 1, msg=legacy.stderr)
-        self.assertIn("a legacy (PyTorch < 1.6, non-zip) torch.save file is not supported", legacy.stderr)
+        refused = run("convert", os.path.join(ARGS.dir, "reduce_os_system.pt"), "--out", out)
+        self.assertEqual(refused.returncode, 1, msg=refused.stderr)
+        self.assertIn("refusing global 'posix.system'", refused.stderr)
         missing = run("convert", os.path.join(self.tmp, "missing.pt"), "--out", out)
         self.assertEqual(missing.returncode, 3, msg=missing.stderr)
         wrong = run("convert", os.path.join(ARGS.dir, "dtypes.pt"), "--out", os.path.join(self.tmp, "x.bin"))

@@ -286,9 +286,11 @@ TEST(TorchFileHostile, RefusesEscapingAndCompressedEntries) {
 }
 
 TEST(TorchFileHostile, RefusesOtherShapesOfInput) {
+  // A legacy file's magic number and nothing after it.
   EXPECT_EQ(error_of(std::string("\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20j\xa8P\x19.", 15)),
-            "t.pt: a legacy (PyTorch < 1.6, non-zip) torch.save file is not supported; load it with torch and save it "
-            "again with a current PyTorch");
+            "t.pt: truncated pickle (pickle offset 15)");
+  EXPECT_EQ(error_of(PickleBuilder().op('}').done()),
+            "t.pt: a pickle, not a torch.save file (neither a zip archive nor a legacy torch.save file)");
   EXPECT_EQ(error_of("hello"), "t.pt: not a PyTorch .pt file (not a zip archive)");
   EXPECT_EQ(error_of(archive(PickleBuilder().op(']').done(), {})),
             "t.pt: the top-level object is a list, expected a dict (a state dict)");
@@ -327,6 +329,58 @@ TEST(TorchFileHostile, RefusesOtherShapesOfInput) {
                                 .op('s')
                                 .done();
   EXPECT_EQ(error_of(archive(cycle, {})), "t.pt: the pickle nests containers deeper than 200 levels");
+}
+
+// A legacy (PyTorch < 1.6) file: five pickles, then storage "k1" as a count and its floats.
+std::string legacy_file(std::uint64_t count, const std::vector<float>& data) {
+  std::string out("\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20j\xa8P\x19.", 15);
+  out += PickleBuilder().raw("M\xe9\x03").done();
+  out += PickleBuilder().op('}').str("little_endian").op('\x88').op('s').done();
+  out += PickleBuilder()
+             .op('}')
+             .str("w")
+             .global("torch._utils", "_rebuild_tensor_v2")
+             .mark()
+             .mark()
+             .str("storage")
+             .global("torch", "FloatStorage")
+             .str("k1")
+             .str("cpu")
+             .integer(2)
+             .op('N')
+             .op('t')
+             .op('Q')
+             .integer(0)
+             .int_tuple({2})
+             .int_tuple({1})
+             .op('\x89')
+             .global("collections", "OrderedDict")
+             .op(')')
+             .op('R')
+             .op('t')
+             .op('R')
+             .op('s')
+             .done();
+  out += PickleBuilder().mark().str("k1").op('l').done();
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((count >> (8 * i)) & 0xFF);
+  return out + floats(data);
+}
+
+TEST(TorchFile, ReadsLegacyFiles) {
+  const std::string bytes = legacy_file(2, {1.5f, 2.5f});
+  TorchFile file(span_of(bytes), "t.pt");
+  EXPECT_EQ(file.folder(), "");
+  ASSERT_EQ(file.tensors().size(), 1u);
+  EXPECT_EQ(file.tensors()[0].name, "w");
+  EXPECT_EQ(as_floats(file.read(0)), (std::vector<float>{1.5f, 2.5f}));
+  EXPECT_EQ(error_of(legacy_file(3, {1.5f, 2.5f})), "t.pt: storage 'k1' declares 2 elements but its data holds 3");
+  EXPECT_EQ(error_of(legacy_file(2, {1.5f})), "t.pt: truncated file: the data of storage 'k1' needs bytes [" +
+                                                  std::to_string(bytes.size() - 8) + ", " +
+                                                  std::to_string(bytes.size() - 8) + "+8) but the file has " +
+                                                  std::to_string(bytes.size() - 4) + " bytes");
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_THROW(TorchFile(span_of(bytes.substr(0, n)), "t.pt"), FormatError) << n;
+  }
 }
 
 TEST(TorchFile, RecognisesExtensions) {
