@@ -8,9 +8,12 @@
 // "global_step" set the running state's fields instead.
 #include <mpi.h>
 
+#include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,7 +45,20 @@ std::pair<std::string, std::string> split_group(const std::string& name, bool gr
   return {"model", name};
 }
 
-int run_convert(const ConvertOptions& options, const ToolContext& context) {
+// Element `rank`'s share of n elements split as evenly as possible over `ranks`.
+std::int64_t share_begin(std::int64_t n, int rank, int ranks) {
+  return (n / ranks) * rank + std::min<std::int64_t>(rank, n % ranks);
+}
+
+// What this rank passes to CheckpointIO::save: its share of every tensor, and the values.
+struct Prepared {
+  std::vector<std::vector<std::uint8_t>> buffers;  // the shards' memory
+  ckptio::Snapshot snapshot;
+  std::size_t tensors = 0;
+  std::size_t values = 0;
+};
+
+Prepared prepare(const ConvertOptions& options, const ToolContext& context) {
   const fs::path input = options.input;
   const fs::path out = options.out;
   require_existing(input);
@@ -59,21 +75,24 @@ int run_convert(const ConvertOptions& options, const ToolContext& context) {
     }
   }
 
-  // Each rank reads an equal share of every tensor's elements.
+  Prepared prepared;
+  prepared.tensors = file.tensors().size();
+  prepared.values = file.values().size();
   std::map<std::string, ckptio::StateDict> groups;
-  std::vector<std::vector<std::uint8_t>> buffers(file.tensors().size());
+  prepared.buffers.resize(file.tensors().size());
   for (std::size_t i = 0; i < file.tensors().size(); ++i) {
     const auto& t = file.tensors()[i];
     const std::int64_t n = t.elements();
-    const std::int64_t begin = n * context.rank / context.world_size;
-    const std::int64_t end = n * (context.rank + 1) / context.world_size;
-    buffers[i].resize(static_cast<std::size_t>(end - begin) * ckptio::dtype_size(t.dtype));
-    file.read_elements(i, begin, end, buffers[i].data());
+    const std::int64_t begin = share_begin(n, context.rank, context.world_size);
+    const std::int64_t end = share_begin(n, context.rank + 1, context.world_size);
+    auto& buffer = prepared.buffers[i];
+    buffer.resize(static_cast<std::size_t>(end - begin) * ckptio::dtype_size(t.dtype));
+    file.read_elements(i, begin, end, buffer.data());
     auto [group, name] = split_group(t.name, grouped);
-    groups[group].add(name, ckptio::TensorShard::flat(buffers[i].data(), t.dtype, t.shape, begin, end));
+    groups[group].add(name, ckptio::TensorShard::flat(buffer.data(), t.dtype, t.shape, begin, end));
   }
 
-  ckptio::Snapshot snapshot;
+  ckptio::Snapshot& snapshot = prepared.snapshot;
   if (groups.count("model")) snapshot.model = std::move(groups["model"]);
   if (groups.count("optimizer")) snapshot.optimizer = std::move(groups["optimizer"]);
   if (groups.count("ema")) snapshot.ema = std::move(groups["ema"]);
@@ -86,6 +105,26 @@ int run_convert(const ConvertOptions& options, const ToolContext& context) {
       snapshot.running.extras[key] = value;
     }
   }
+  return prepared;
+}
+
+int run_convert(const ConvertOptions& options, const ToolContext& context) {
+  const fs::path input = options.input;
+  const fs::path out = options.out;
+  // Every rank prepares alone; no rank enters the collective save unless all are ready.
+  std::optional<Prepared> prepared;
+  std::exception_ptr failure;
+  try {
+    prepared = prepare(options, context);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  int ready = failure ? 0 : 1;
+  int all_ready = 0;
+  MPI_Allreduce(&ready, &all_ready, 1, MPI_INT, MPI_MIN, context.comm);
+  if (failure) std::rethrow_exception(failure);
+  if (!all_ready) return kExitSuccess;  // the driver reports the failing rank's error on every rank
+  const ckptio::Snapshot& snapshot = prepared->snapshot;
 
   // CheckpointIO writes into a root folder; a private one beside the output is renamed away.
   const fs::path staging = fs::path(out.string() + ".ckptio-convert");
@@ -111,7 +150,7 @@ int run_convert(const ConvertOptions& options, const ToolContext& context) {
   }
   MPI_Bcast(&failed, 1, MPI_INT, 0, context.comm);
   if (failed) throw ckptio::IoError(context.rank == 0 ? message : "convert: rank 0 could not move the container");
-  context.out << "converted " << input.string() << " (" << file.tensors().size() << " tensors, " << file.values().size()
+  context.out << "converted " << input.string() << " (" << prepared->tensors << " tensors, " << prepared->values
               << " values) into " << out.string() << '\n';
   return kExitSuccess;
 }
