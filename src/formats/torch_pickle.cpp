@@ -468,8 +468,10 @@ class Unpickler {
               join_ints(t.stride) + ") reaches past the end of storage '" + storage.key + "' (" +
               std::to_string(storage.elements) + " elements)");
     }
-    if (elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    // Its bytes must fit in an int64 too (a stride-0 view can be far larger than its storage).
+    if (elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / dtype_size(storage.dtype)) {
       fail_at("a tensor is too large");
+    }
     tensors_.push_back(std::move(t));
     Value* v = make(Kind::Tensor);
     v->ref = tensors_.size() - 1;

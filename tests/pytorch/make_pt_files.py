@@ -153,7 +153,7 @@ def main():
     with open(os.path.join(args.out, "legacy.pt"), "rb") as f:
         legacy = f.read()
     with open(os.path.join(args.out, "legacy_truncated.pt"), "wb") as f:
-        f.write(legacy[:-10])
+        f.write(legacy[:-1])  # the last storage loses its last byte
     hostile["legacy_truncated.pt"] = "truncated file: the data of storage"
     with zipfile.ZipFile(os.path.join(args.out, "dtypes.pt")) as src, \
             zipfile.ZipFile(os.path.join(args.out, "deflated.pt"), "w", zipfile.ZIP_DEFLATED) as dst:

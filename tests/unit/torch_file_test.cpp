@@ -223,6 +223,11 @@ TEST(TorchFileHostile, RefusesHugeDeclaredStorages) {
                                .op('s')
                                .done();
   EXPECT_EQ(error_of(archive(huge, {{"0", floats({1})}})).substr(0, 29), "t.pt: a tensor size overflows");
+  // A stride-0 view of one double claiming 2^63 - 2^33 + 2 elements: its bytes overflow.
+  EXPECT_EQ(error_of(archive(one_tensor_pickle("DoubleStorage", 1, 0, {2147483647, 2147483647, 2}, {0, 0, 0}),
+                             {{"0", std::string(8, '\0')}}))
+                .substr(0, 27),
+            "t.pt: a tensor is too large");
 }
 
 TEST(TorchFileHostile, EveryTruncationFailsCleanly) {
