@@ -132,9 +132,14 @@ int run_convert(const ConvertOptions& options, const ToolContext& context) {
   MPI_Bcast(&exists, 1, MPI_INT, 0, context.comm);
   if (exists) throw ckptio::UsageError("convert: " + staging.string() + " is in the way; remove it");
   fs::path saved;
-  {
+  try {
     ckptio::CheckpointIO io(context.comm, staging, {.keep_last = 0, .lock_root = false});
     saved = io.save(snapshot);
+  } catch (const ckptio::Error&) {  // raised on every rank alike: leave nothing behind
+    MPI_Barrier(context.comm);
+    std::error_code ignored;
+    if (context.rank == 0) fs::remove_all(staging, ignored);
+    throw;
   }
   MPI_Barrier(context.comm);
   int failed = 0;

@@ -35,9 +35,10 @@ std::span<const std::uint8_t> span_of(const std::string& s) {
 
 // A torch.save-like archive: <folder>/data.pkl, <folder>/data/<key>..., <folder>/version.
 std::string archive(const std::string& pickle, std::vector<std::pair<std::string, std::string>> storages,
-                    const std::string& folder = "archive", bool zip64 = false) {
+                    const std::string& folder = "archive", bool zip64 = false, std::size_t align = 0) {
   ZipSpec spec;
   spec.zip64 = zip64;
+  spec.align = align;
   spec.entries.push_back({folder + "/data.pkl", pickle});
   for (auto& [key, data] : storages) spec.entries.push_back({folder + "/data/" + key, data});
   spec.entries.push_back({folder + "/version", "3\n"});
@@ -145,6 +146,25 @@ TEST(TorchFile, ReadsPiecesAndChecksDtypeAndShape) {
   } catch (const MismatchError& e) {
     EXPECT_STREQ(e.what(), "t.pt: tensor 'w' has shape [2, 3] in the file but [3, 2] was requested");
   }
+}
+
+TEST(TorchFile, ReadsArchivesWithPaddedLocalHeaders) {
+  // PyTorch 2 aligns each entry's data to 64 bytes with a local-only extra field and adds
+  // entries such as .data/serialization_id.
+  ZipSpec spec;
+  spec.align = 64;
+  spec.entries = {{"archive/data.pkl", one_tensor_pickle("BFloat16Storage", 2, 0, {2}, {1})},
+                  {"archive/byteorder", "little"},
+                  {"archive/data/0", std::string("\x80\x3f\x00\x40", 4)},
+                  {"archive/version", "3\n"},
+                  {"archive/.data/serialization_id", "1234"}};
+  const std::string bytes = build_zip(spec);
+  ASSERT_EQ(bytes.find(std::string("\x80\x3f\x00\x40", 4)) % 64, 0u);
+  TorchFile file(span_of(bytes), "t.pt");
+  ASSERT_EQ(file.tensors().size(), 1u);
+  EXPECT_EQ(file.tensors()[0].dtype, DType::BF16);
+  const auto data = file.read(0);
+  EXPECT_EQ(std::string(data.begin(), data.end()), std::string("\x80\x3f\x00\x40", 4));
 }
 
 TEST(TorchFile, ReadsZip64Archives) {

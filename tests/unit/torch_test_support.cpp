@@ -26,8 +26,17 @@ std::string build_zip(const ZipSpec& spec) {
     le(out, e.data.size(), 4);
     le(out, e.data.size(), 4);
     le(out, e.name.size(), 2);
-    le(out, 0, 2);
+    std::string local_extra;
+    if (spec.align > 0) {
+      const std::size_t unpadded = out.size() + 2 + e.name.size() + 4;
+      const std::size_t pad = (spec.align - unpadded % spec.align) % spec.align;
+      le(local_extra, 0x4246, 2);  // "FB", the id PyTorch uses
+      le(local_extra, pad, 2);
+      local_extra += std::string(pad, 'Z');
+    }
+    le(out, local_extra.size(), 2);
     out += e.name;
+    out += local_extra;
     out += e.data;
 
     std::string extra;

@@ -66,6 +66,9 @@ struct ZipSpec {
   };
   std::vector<Entry> entries;
   bool zip64 = false;  // sizes and offsets through ZIP64 extra fields and end records
+  // Pads each local header's extra field (not the central directory's) so that entry data
+  // starts on a multiple of this, as PyTorch 2 does (0: no padding).
+  std::size_t align = 0;
 };
 
 std::string build_zip(const ZipSpec& spec);
