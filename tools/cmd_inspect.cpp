@@ -11,6 +11,7 @@
 #include "inspect_json.hpp"
 #include "inspect_safetensors.hpp"
 #include "inspect_text.hpp"
+#include "torch_report.hpp"
 
 namespace ckptio::tool {
 namespace {
@@ -22,6 +23,17 @@ struct InspectOptions {
 
 int run_inspect(const InspectOptions& options, const ToolContext& context) {
   require_existing(options.path);
+  // A .pt file first: its zip bytes could pass for a safetensors header length.
+  if (is_torch_input(options.path)) {
+    const ckptio::TorchFile file(options.path);
+    if (options.json) {
+      context.out << torch_document(options.path, file).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << '\n';
+    } else {
+      print_torch_text(options.path, file, context.out);
+    }
+    return kExitSuccess;
+  }
   if (ckptio::is_safetensors_path(options.path)) {
     const auto info = ckptio::inspect_safetensors(options.path);
     if (options.json)
@@ -45,10 +57,11 @@ int run_inspect(const InspectOptions& options, const ToolContext& context) {
 Command add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
   CLI::App* inspect = app.add_subcommand(
-      "inspect", "Show the tensors, running state and provenance of a checkpoint, or a safetensors export");
+      "inspect", "Show the tensors, running state and provenance of a checkpoint, a safetensors export or a .pt file");
   inspect
       ->add_option("PATH", options->path,
-                   "Container file, checkpoint root (its latest checkpoint), or a safetensors file, index or folder")
+                   "Container file, checkpoint root (its latest checkpoint), a safetensors file, index or folder, or a "
+                   "PyTorch .pt/.pth file")
       ->required();
   inspect->add_flag("--json", options->json, "Print one JSON document (schema ckptio.inspect/1)");
   return {inspect, Participation::RankZero,

@@ -11,5 +11,6 @@ namespace ckptio::tool {
 Command add_ls_command(CLI::App& app);       // cmd_ls.cpp
 Command add_inspect_command(CLI::App& app);  // cmd_inspect.cpp
 Command add_export_command(CLI::App& app);   // cmd_export.cpp
+Command add_convert_command(CLI::App& app);  // cmd_convert.cpp
 
 }  // namespace ckptio::tool

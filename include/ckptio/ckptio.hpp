@@ -10,4 +10,5 @@
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"
+#include "ckptio/torch_file.hpp"
 #include "ckptio/version.hpp"

@@ -16,6 +16,8 @@ struct LoadCheckpointOptions {
   // Missing or unexpected keys throw MismatchError listing them; otherwise they are returned.
   bool strict = true;
   // For a ckptio container: the group to load (empty: "ema" when present, else "model").
+  // For a PyTorch file: the top-level key whose tensors to load, named without it (empty:
+  // "ema" or "model" when the file nests its tensors under one, else every tensor).
   std::string group;
   // For a Hugging Face repo id: the revision (a branch or tag in refs/, or a commit hash);
   // empty means "main".
@@ -36,6 +38,7 @@ struct LoadCheckpointResult {
 //   - a .safetensors file,
 //   - a folder or `*.safetensors.index.json` of a sharded export (Hugging Face layout),
 //   - a ckptio container or checkpoint root (see options.group),
+//   - a PyTorch .pt/.pth file written by torch.save, read weights-only (see options.group),
 //   - or, when nothing of that name exists, a Hugging Face repo id ("org/name") resolved in
 //     the local cache (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub);
 //     nothing is ever downloaded.

@@ -12,6 +12,7 @@
 
 #include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
+#include "ckptio/torch_file.hpp"
 #include "core/log.hpp"
 #include "core/piece_math.hpp"
 #include "formats/float_convert.hpp"
@@ -34,17 +35,36 @@ namespace {
 // What rank 0 resolved `path` to, for every rank.
 struct Resolved {
   bool container = false;
+  bool torch = false;              // a PyTorch torch.save file
   std::string group;               // container only
   std::vector<std::string> files;  // safetensors files, or the one container
 };
 
 std::string encode(const Resolved& r) {
-  return nlohmann::json{{"container", r.container}, {"group", r.group}, {"files", r.files}}.dump();
+  return nlohmann::json{{"container", r.container}, {"torch", r.torch}, {"group", r.group}, {"files", r.files}}.dump();
 }
 
 Resolved decode(const std::string& text) {
   const auto j = nlohmann::json::parse(text);
-  return {j["container"], j["group"], j["files"]};
+  return {j["container"], j["torch"], j["group"], j["files"]};
+}
+
+// The top-level key of a torch.save file to load: the one asked for, else "ema" or "model"
+// when the file nests its tensors under such a key (as a training checkpoint does), else
+// none (a plain state dict).
+std::string torch_group(const fs::path& file, const std::string& asked) {
+  const TorchFile torch(file);
+  auto has_prefix = [&](const std::string& key) {
+    return std::any_of(torch.tensors().begin(), torch.tensors().end(),
+                       [&](const TorchTensorInfo& t) { return t.name.compare(0, key.size() + 1, key + ".") == 0; });
+  };
+  if (!asked.empty()) {
+    if (!has_prefix(asked)) throw UsageError(file.string() + " has no tensors under the top-level key '" + asked + "'");
+    return asked;
+  }
+  for (const char* key : {"ema", "model"})
+    if (has_prefix(key)) return key;
+  return "";
 }
 
 Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) {
@@ -72,6 +92,10 @@ Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) 
   } else if (detail::is_hdf5_file(p)) {
     r.files = {path};
     r.container = true;
+  } else if (has_torch_extension(p)) {
+    r.files = {path};
+    r.torch = true;
+    r.group = torch_group(p, options.group);
   } else {
     r.files = {path};
   }
@@ -131,6 +155,8 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
     }
     if (resolved.container) {
       source = detail::open_container_source(resolved.files[0], resolved.group);
+    } else if (resolved.torch) {
+      source = detail::open_torch_source(resolved.files[0], resolved.group);
     } else {
       std::vector<fs::path> files(resolved.files.begin(), resolved.files.end());
       source = detail::open_safetensors_source(files);

@@ -1,5 +1,8 @@
 #include "io/tensor_source.hpp"
 
+#include "ckptio/torch_file.hpp"
+#include "h5/library_lock.hpp"
+
 #include <cstring>
 #include <map>
 
@@ -89,9 +92,11 @@ class ContainerSource final : public TensorSource {
     const ContainerInfo info = inspect_container(file);
     for (const auto& t : info.tensors)
       if (t.group == group) tensors_.push_back({t.name, t.dtype, t.shape, file.string()});
+    const std::lock_guard hdf5_lock(h5::library_mutex());  // an asynchronous save may be writing
     reader_ = std::make_unique<h5::ContainerReader>(MPI_COMM_NULL, file.string());
   }
   ~ContainerSource() override {
+    const std::lock_guard hdf5_lock(h5::library_mutex());
     try {
       reader_->close();
     } catch (...) {
@@ -99,6 +104,7 @@ class ContainerSource final : public TensorSource {
   }
   const std::vector<SourceTensor>& tensors() const override { return tensors_; }
   void read_block(std::size_t index, const Block& block, void* out) override {
+    const std::lock_guard hdf5_lock(h5::library_mutex());
     const auto& t = tensors_[index];
     reader_->read_block(group_, t.name, t.dtype, t.shape, block, out);
   }
@@ -109,7 +115,34 @@ class ContainerSource final : public TensorSource {
   std::unique_ptr<h5::ContainerReader> reader_;
 };
 
+// The tensors of a PyTorch torch.save file under `prefix` ("model." keeps model.* and
+// strips the prefix; empty keeps every tensor under its full dotted name).
+class TorchSource final : public TensorSource {
+ public:
+  TorchSource(const fs::path& file, const std::string& prefix) : file_(file) {
+    const auto& all = file_.tensors();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (all[i].name.compare(0, prefix.size(), prefix) != 0) continue;
+      tensors_.push_back({all[i].name.substr(prefix.size()), all[i].dtype, all[i].shape, file.string()});
+      index_.push_back(i);
+    }
+  }
+  const std::vector<SourceTensor>& tensors() const override { return tensors_; }
+  void read_block(std::size_t index, const Block& block, void* out) override {
+    file_.read_block(index_[index], block, out);
+  }
+
+ private:
+  TorchFile file_;
+  std::vector<SourceTensor> tensors_;
+  std::vector<std::size_t> index_;  // into file_.tensors()
+};
+
 }  // namespace
+
+std::unique_ptr<TensorSource> open_torch_source(const fs::path& file, const std::string& group) {
+  return std::make_unique<TorchSource>(file, group.empty() ? std::string() : group + ".");
+}
 
 std::unique_ptr<TensorSource> open_safetensors_source(const std::vector<fs::path>& files) {
   return std::make_unique<SafetensorsSource>(files);

@@ -42,6 +42,10 @@ class ByteRangeSource : public TensorSource {
 // One or more safetensors files (the shards of an export), memory-mapped.
 std::unique_ptr<TensorSource> open_safetensors_source(const std::vector<std::filesystem::path>& files);
 
+// The tensors of a PyTorch torch.save file (read weights-only); with a group ("model",
+// "ema", ...) only the tensors under that top-level key, named without it.
+std::unique_ptr<TensorSource> open_torch_source(const std::filesystem::path& file, const std::string& group);
+
 // One group of a ckptio container, read through the container reader (no MPI).
 std::unique_ptr<TensorSource> open_container_source(const std::filesystem::path& file, const std::string& group);
 

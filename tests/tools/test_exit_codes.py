@@ -40,12 +40,12 @@ class ExitCodeTest(ToolTestCase):
         result = run_tool("frobnicate", PATHS.root)
         self.assertFailedWith(result, EXIT_USAGE)
         self.assertEqual(result.stderr.splitlines()[0],
-                         "ckptio: error: unknown subcommand 'frobnicate' (expected one of: ls, inspect, export)")
+                         "ckptio: error: unknown subcommand 'frobnicate' (expected one of: ls, inspect, export, convert)")
 
     def test_help_and_version_succeed(self):
         result = run_tool("--help")
         self.assertEqual(result.returncode, EXIT_SUCCESS)
-        for subcommand in ("ls", "inspect"):
+        for subcommand in ("ls", "inspect", "convert"):
             self.assertIn(subcommand, result.stdout)
         result = run_tool("inspect", "--help")
         self.assertEqual(result.returncode, EXIT_SUCCESS)
