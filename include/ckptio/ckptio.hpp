@@ -5,6 +5,7 @@
 #include "ckptio/dtype.hpp"
 #include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
+#include "ckptio/preemption_guard.hpp"
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"

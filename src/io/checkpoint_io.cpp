@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -137,7 +138,8 @@ struct CheckpointIO::Impl {
   Comm comm;
   fs::path root;
   CheckpointOptions options;
-  detail::RootLock lock;  // held by rank 0
+  detail::RootLock lock;            // held by rank 0
+  std::deque<double> save_seconds;  // the last saves' durations (agreed maximum), newest last
 
   fs::path save(const Snapshot& snapshot);
   LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
@@ -167,6 +169,11 @@ CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
 CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
 
 const fs::path& CheckpointIO::root() const { return impl_->root; }
+double CheckpointIO::recent_save_seconds() const noexcept {
+  double longest = 0.0;
+  for (double s : impl_->save_seconds) longest = std::max(longest, s);
+  return longest;
+}
 int CheckpointIO::rank() const { return impl_->comm.rank(); }
 int CheckpointIO::world_size() const { return impl_->comm.size(); }
 
@@ -362,6 +369,8 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   std::uint64_t total_bytes = 0;
   for (auto b : plan.bytes_per_rank) total_bytes += b;
   const double seconds = comm.allreduce_max(seconds_since(start));
+  save_seconds.push_back(seconds);
+  if (save_seconds.size() > 3) save_seconds.pop_front();
   detail::log_info("saved ", final_path.string(), ": ", plan.tensors.size(), " tensors, ", human_bytes(total_bytes),
                    " in ", fixed(seconds, 3), " s (", fixed(seconds > 0 ? total_bytes / seconds / 1e9 : 0.0, 2),
                    " GB/s)");
@@ -523,6 +532,8 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   reader.reset();
 
   const double seconds = comm.allreduce_max(seconds_since(start));
+  save_seconds.push_back(seconds);
+  if (save_seconds.size() > 3) save_seconds.pop_front();
   detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
                    " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s");
   return result;
