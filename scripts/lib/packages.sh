@@ -27,6 +27,11 @@ CKPTIO_APT_PACKAGES=(
   python3
   python3-h5py
   python3-numpy
+  # the local one-host Slurm of the preemption tests and the demo (slurm/local-cluster);
+  # libpmix-dev lets `srun --mpi=pmix` start Open MPI ranks (slurm/train_srun.sbatch)
+  slurm-wlm
+  munge
+  libpmix-dev
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )
