@@ -262,7 +262,7 @@ void PreemptionGuard::exit_after_save() {
   const std::string why_not = requeue_decision();
   const bool requeue = why_not.empty();
   const std::string job = env("SLURM_JOB_ID").value_or("");
-  detail::log_info("preemption: stopping at step ", last_step_, " (", to_string(reason_), "); the last save took ",
+  detail::log_info("preemption: stopping at step ", last_step_, " (", to_string(reason_), "); recent saves took up to ",
                    fixed(io_->recent_save_seconds(), 3), " s; ",
                    requeue ? "requeueing job " + job : "not requeueing: " + why_not, "; exit status ",
                    kPreemptedExitCode);
