@@ -163,7 +163,8 @@ double PreemptionGuard::lead_seconds() const {
 std::string PreemptionGuard::lead_description() const {
   if (options_.lead_seconds >= 0) return "fixed lead time";
   return "longest recent save " + fixed(io_->recent_save_seconds(), 3) + " s x " + fixed(options_.save_time_factor, 1) +
-         " + margin " + fixed(options_.margin_seconds, 1) + " s + 2 steps of " + fixed(step_seconds_, 3) + " s";
+         " + margin " + fixed(options_.margin_seconds, 1) + " s" +
+         (step_seconds_ > 0 ? " + 2 steps of " + fixed(step_seconds_, 3) + " s" : " + 2 steps (not measured yet)");
 }
 
 int PreemptionGuard::local_bits(std::int64_t global_step) {
