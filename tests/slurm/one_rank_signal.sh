@@ -9,10 +9,7 @@ submit onerank -n 4 --export=ALL,CKPTIO_LOG_ALL_RANKS=1 -- "${FLAGS[@]}"
 job=$JOB
 wait_committed onerank 20 "$job"
 # The ranks: train_toy processes working on this test's checkpoint root (mpirun is not one).
-ranks=()
-for pid in $(pgrep -x train_toy); do
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--ckpt-dir $WORK/onerank " && ranks+=("$pid")
-done
+mapfile -t ranks < <(rank_pids onerank)
 expect_equal "rank processes" 4 "${#ranks[@]}"
 target=${ranks[-1]}
 echo "+ kill -USR1 $target   (one of ${ranks[*]})"

@@ -120,6 +120,15 @@ wait_ended() {
   echo "  job $1 ended $(job_field "$1" JobState) after $((SECONDS - start)) s, Restarts=$(job_field "$1" Restarts)"
 }
 
+# rank_pids <name>: the pids of the trainer's ranks working in $WORK/<name> (not mpirun's).
+rank_pids() {
+  local pid
+  for pid in $(pgrep -x train_toy || true); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--ckpt-dir $WORK/$1 "; then echo "$pid"; fi
+  done
+}
+no_ranks_left() { [[ -z $(rank_pids "$1") ]]; }
+
 count_lines() { grep -Ec -- "$2" "$1" || true; }
 
 expect_line() { grep -Eq -- "$2" "$1" || fail "$(basename "$1"): no line matches '$2'"; }
