@@ -37,9 +37,11 @@ struct PreemptionOptions {
   // requeue's SIGTERM before they exit (under mpirun an early non-zero exit would kill rank 0
   // before it has requeued the job).
   double requeue_wait_seconds = 30.0;
-  // The Slurm commands, found through PATH when they have no slash.
+  // The Slurm commands, found through PATH when they have no slash, and how long each may
+  // run before it is killed (a controller that does not answer must not stall training).
   std::string squeue = "squeue";
   std::string scontrol = "scontrol";
+  double command_timeout_seconds = 10.0;
 };
 
 // Why a run stopped, as agreed by every rank.

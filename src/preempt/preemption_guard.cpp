@@ -126,13 +126,14 @@ PreemptionGuard::~PreemptionGuard() {
 
 void PreemptionGuard::probe_walltime() {
   const std::string job = env("SLURM_JOB_ID").value_or("");
-  const detail::SpawnResult result = detail::spawn_and_wait({options_.squeue, "-h", "-j", job, "-o", "%L"});
+  const detail::SpawnResult result =
+      detail::spawn_and_wait({options_.squeue, "-h", "-j", job, "-o", "%L"}, options_.command_timeout_seconds);
   const double now = now_seconds();
   std::optional<long> left;
   if (result.started && result.exit_status == 0) left = detail::parse_slurm_duration(result.output);
   if (!result.started || result.exit_status != 0) {
     detail::log_warn("preemption: cannot read the remaining walltime of job ", job, " with ", options_.squeue, ": ",
-                     result.started
+                     result.started && result.error.empty()
                          ? trimmed(result.output) + " (exit status " + std::to_string(result.exit_status) + ")"
                          : result.error,
                      "; retrying in ", fixed(options_.poll_seconds, 0), " s");
@@ -274,14 +275,16 @@ void PreemptionGuard::exit_after_save() {
   if (!finalized) MPI_Finalize();
   if (requeue) {
     if (rank_ == 0) {
-      const detail::SpawnResult result = detail::spawn_and_wait({options_.scontrol, "requeue", "Incomplete", job});
+      const detail::SpawnResult result =
+          detail::spawn_and_wait({options_.scontrol, "requeue", "Incomplete", job}, options_.command_timeout_seconds);
       if (result.started && result.exit_status == 0) {
         detail::log_info("preemption: requeued job ", job, " (", options_.scontrol, " requeue Incomplete ", job, ")");
       } else {
         detail::log_error("preemption: requeue of job ", job, " failed: ",
-                          result.started ? trimmed(result.output) + " (" + options_.scontrol + " exit status " +
-                                               std::to_string(result.exit_status) + ")"
-                                         : result.error,
+                          result.started && result.error.empty()
+                              ? trimmed(result.output) + " (" + options_.scontrol + " exit status " +
+                                    std::to_string(result.exit_status) + ")"
+                              : result.error,
                           "; the checkpoint of step ", last_step_,
                           " is in place: resubmit the job (or set RequeueExit=75 in slurm.conf)");
       }

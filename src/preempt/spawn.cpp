@@ -1,18 +1,23 @@
 #include "preempt/spawn.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 extern char** environ;
 
 namespace ckptio::detail {
 
-SpawnResult spawn_and_wait(const std::vector<std::string>& argv) {
+SpawnResult spawn_and_wait(const std::vector<std::string>& argv, double timeout_seconds) {
   SpawnResult result;
   if (argv.empty()) {
     result.error = "no program given";
@@ -56,8 +61,20 @@ SpawnResult spawn_and_wait(const std::vector<std::string>& argv) {
     return result;
   }
   result.started = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  bool timed_out = false;
   char buffer[4096];
   for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd readable{pipe_fds[0], POLLIN, 0};
+    const int ready = poll(&readable, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
     const ssize_t n = read(pipe_fds[0], buffer, sizeof buffer);
     if (n > 0) {
       if (result.output.size() < (1u << 20)) result.output.append(buffer, static_cast<std::size_t>(n));
@@ -66,6 +83,12 @@ SpawnResult spawn_and_wait(const std::vector<std::string>& argv) {
     }
   }
   close(pipe_fds[0]);
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", timeout_seconds);
+    result.error = argv[0] + " timed out after " + seconds + " s";
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
@@ -76,7 +99,7 @@ SpawnResult spawn_and_wait(const std::vector<std::string>& argv) {
   if (WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.exit_status = 128 + WTERMSIG(status);
   // posix_spawnp reports a missing program as exit status 127 from the child (glibc).
-  if (result.exit_status == 127 && result.output.empty()) result.error = argv[0] + ": command not found";
+  if (!timed_out && result.exit_status == 127 && result.output.empty()) result.error = argv[0] + ": command not found";
   return result;
 }
 

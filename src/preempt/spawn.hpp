@@ -16,8 +16,9 @@ struct SpawnResult {
 };
 
 // Runs argv[0] (searched in PATH when it has no slash) with argv, waits for it and returns
-// what it printed. Not collective.
-SpawnResult spawn_and_wait(const std::vector<std::string>& argv);
+// what it printed. A program still running after timeout_seconds is killed (SIGKILL) and
+// reported with exit status 128 + 9 and "timed out" in error. Not collective.
+SpawnResult spawn_and_wait(const std::vector<std::string>& argv, double timeout_seconds = 30.0);
 
 // Seconds in Slurm's time format as squeue's %L prints it: "[days-]hours:minutes:seconds",
 // "minutes:seconds" or "seconds"; nullopt for UNLIMITED, NOT_SET, INVALID or garbage.

@@ -1,6 +1,8 @@
 // Slurm's time format as `squeue -o %L` prints the remaining time of a job.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "preempt/spawn.hpp"
 
 namespace ckptio::detail {
@@ -28,6 +30,21 @@ TEST(Spawn, ReportsAMissingProgramAndCapturesOutput) {
   ASSERT_TRUE(echo.started);
   EXPECT_EQ(echo.exit_status, 3);
   EXPECT_EQ(echo.output, "out\nerr\n");
+}
+
+}  // namespace
+}  // namespace ckptio::detail
+
+namespace ckptio::detail {
+namespace {
+
+TEST(Spawn, KillsAProgramThatRunsPastItsTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  const SpawnResult slow = spawn_and_wait({"sleep", "30"}, 0.5);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_EQ(slow.exit_status, 128 + 9);
+  EXPECT_EQ(slow.error, "sleep timed out after 0.5 s");
 }
 
 }  // namespace
