@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # FLAGS and STOP_STEP are read by the test scripts
 # Helpers for the Slurm end-to-end tests (sourced): the example trainer submitted with
 # slurm/train_mpirun.sbatch to the local cluster that the `slurm.cluster_start` fixture
 # started (SLURM_CONF points at it), signalled, preempted and requeued.
