@@ -16,6 +16,9 @@ out=$WORK/term.out
 expect_equal "job state" CANCELLED "$(job_field "$job" JobState)"
 # The state says CANCELLED at once; the ranks save and exit within KillWait.
 wait_until 30 no_ranks_left term
+# Nothing of the job outlives it: batch shell, mpirun and ranks are gone within KillWait.
+job_processes_gone() { ! pgrep -f -- "--ckpt-dir $WORK/term " >/dev/null; }
+wait_until 30 job_processes_gone
 # The ranks agreed on a step after 20, saved it and made it `latest`.
 stop=$(sed -n 's/^epoch[0-9]*-global_step\([0-9]*\)\.h5$/\1/p' "$WORK/term/latest")
 [[ -n $stop ]] && ((stop > 20 && stop < 80 && stop % 20 != 0)) ||
