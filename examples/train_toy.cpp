@@ -25,6 +25,7 @@
 #include <mpi.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -218,6 +219,12 @@ struct Options {
   std::int64_t hidden = 64;
   int step_sleep_ms = 0;
   int keep_last = 0;
+  // Preemption (ckptio::PreemptionGuard): which signal means save+requeue+exit, and the
+  // walltime margin; --no-preemption-guard trains without it.
+  std::string preempt_signal = "USR1";
+  double walltime_margin = 30.0;
+  int max_requeues = -1;
+  bool no_guard = false;
 };
 
 // Parses the command line on every rank; only rank 0 prints. Returns an exit code when the
@@ -241,6 +248,17 @@ std::optional<int> parse_options(int argc, char** argv, int rank, Options& optio
   app.add_option("--keep-last", options.keep_last, "Checkpoints to keep; 0 keeps all")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--preempt-signal", options.preempt_signal,
+                 "Signal that saves, requeues (under Slurm) and exits 75; SIGTERM saves and exits 75")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"USR1", "USR2"}));
+  app.add_option("--walltime-margin", options.walltime_margin,
+                 "Seconds kept in hand beyond twice the measured save time when the job's time limit nears")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-requeues", options.max_requeues, "Requeue at most this many times; -1: no limit")
+      ->capture_default_str();
+  app.add_flag("--no-preemption-guard", options.no_guard, "Install no signal handlers (signals end the run)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -297,6 +315,16 @@ int run(int argc, char** argv) {
       say("no checkpoint in " + options.ckpt_dir + ": starting fresh");
     }
   }
+  // Signals become a stop agreed by every rank at a step boundary; the checkpoint of that step
+  // is saved below before the guard requeues the job (under Slurm) and exits with 75.
+  std::optional<ckptio::PreemptionGuard> guard;
+  if (!options.no_guard) {
+    ckptio::PreemptionOptions preemption;
+    preemption.requeue_signal = options.preempt_signal == "USR2" ? SIGUSR2 : SIGUSR1;
+    preemption.margin_seconds = options.walltime_margin;
+    preemption.max_requeues = options.max_requeues;
+    guard.emplace(comm, io, preemption);
+  }
   say("training on " + std::to_string(trainer.world_size) + " rank(s), hidden " + std::to_string(options.hidden) +
       ", global_step " + std::to_string(g) + " of " + std::to_string(options.steps));
 
@@ -304,11 +332,20 @@ int run(int argc, char** argv) {
     trainer.train_one_step(g + 1);
     if (options.step_sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options.step_sleep_ms));
     ++g;  // step g is now complete
-    if (g % options.ckpt_every == 0 || g == options.steps) {
+    // Collective, one step late, the same on every rank; a run that reached its last step
+    // simply finishes.
+    const bool stop = guard && guard->should_stop(g) && g < options.steps;
+    if (g % options.ckpt_every == 0 || g == options.steps || stop) {
       const std::filesystem::path saved = io.save(snapshot_of(trainer, g));
       char loss[32];
       std::snprintf(loss, sizeof loss, "%.6f", trainer.last_loss);
       say("saved " + saved.string() + " at global_step " + std::to_string(g) + " (loss " + loss + ")");
+    }
+    if (stop) {
+      say("stopping at global_step " + std::to_string(g) + " (" + ckptio::to_string(guard->reason()) +
+          "): checkpoint committed, " + (guard->requeue_due() ? "requeueing, " : "") + "exit status " +
+          std::to_string(ckptio::kPreemptedExitCode));
+      guard->exit_after_save();  // finalizes MPI and never returns
     }
   }
 

@@ -49,9 +49,9 @@ struct LoadOptions {
 //   <root>/epoch{E}-global_step{G}.h5   one container per checkpoint
 //   <root>/latest                       the newest committed container's file name
 //   <root>/.ckptio.lock                 held while a CheckpointIO is alive
-// Every member function except latest_name()/root() is collective over the communicator
-// given to the constructor: every rank calls it, in the same order. A failure on any rank
-// raises the same ckptio::Error on every rank.
+// Every member function except root(), rank(), world_size() and recent_save_seconds() is collective over the
+// communicator given to the constructor: every rank calls it, in the same order. A failure on any rank raises the same
+// ckptio::Error on every rank.
 class CheckpointIO {
  public:
   // Collective over comm. Creates the root if needed and takes its lock (LockedError when
@@ -102,6 +102,12 @@ class CheckpointIO {
 
   // Collective. Path of the checkpoint `latest` names, nullopt when there is none.
   std::optional<std::filesystem::path> latest();
+
+  // Not collective. The longest duration in seconds of the last three saves of this
+  // CheckpointIO (from the call to the commit, an asynchronous save's background part
+  // included) and of the save in flight so far; 0 before the first. What PreemptionGuard
+  // budgets for a save.
+  double recent_save_seconds() const noexcept;
 
   const std::filesystem::path& root() const;
   int rank() const;

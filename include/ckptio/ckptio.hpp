@@ -7,6 +7,7 @@
 #include "ckptio/inspect.hpp"
 #include "ckptio/load_checkpoint.hpp"
 #include "ckptio/safetensors.hpp"
+#include "ckptio/preemption_guard.hpp"
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"

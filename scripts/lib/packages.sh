@@ -34,6 +34,11 @@ CKPTIO_APT_PACKAGES=(
   # libFuzzer targets of the safetensors and index parsers (clang -fsanitize=fuzzer)
   clang
   libclang-rt-14-dev
+  # the local one-host Slurm of the preemption tests and the demo (slurm/local-cluster);
+  # libpmix-dev lets `srun --mpi=pmix` start Open MPI ranks (slurm/train_srun.sbatch)
+  slurm-wlm
+  munge
+  libpmix-dev
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )

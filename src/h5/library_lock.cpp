@@ -4,8 +4,8 @@
 
 namespace ckptio::detail::h5 {
 
-std::mutex& library_mutex() {
-  static std::mutex mutex;
+std::recursive_mutex& library_mutex() {
+  static std::recursive_mutex mutex;
   return mutex;
 }
 

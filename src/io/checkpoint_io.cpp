@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "ckptio/error.hpp"
@@ -29,8 +31,8 @@
 #include "io/fs_util.hpp"
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
-#include "io/staging_pool.hpp"
 #include "io/save_export.hpp"
+#include "io/staging_pool.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 
@@ -220,6 +222,11 @@ struct CheckpointIO::Impl {
   fs::path root;
   CheckpointOptions options;
   detail::RootLock lock;  // held by rank 0
+  // Durations of the last saves, newest last, from the call to the commit (an asynchronous
+  // save's background part included); written by the I/O thread too.
+  mutable std::mutex save_seconds_mutex;
+  std::deque<double> save_seconds;
+  void record_save_seconds(double seconds);
 
   // Asynchronous saves: a twin on its own duplicate of the communicator (so that its
   // collectives never mix with this thread's), the staging copy, and the thread.
@@ -269,6 +276,19 @@ CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
 CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
 
 const fs::path& CheckpointIO::root() const { return impl_->root; }
+double CheckpointIO::recent_save_seconds() const noexcept {
+  double longest = in_flight_seconds();  // a save still running takes at least this long
+  const std::lock_guard lock(impl_->save_seconds_mutex);
+  for (double s : impl_->save_seconds) longest = std::max(longest, s);
+  return longest;
+}
+
+void CheckpointIO::Impl::record_save_seconds(double seconds) {
+  last_save_seconds = seconds;
+  const std::lock_guard lock(save_seconds_mutex);
+  save_seconds.push_back(seconds);
+  if (save_seconds.size() > 3) save_seconds.pop_front();
+}
 int CheckpointIO::rank() const { return impl_->comm.rank(); }
 int CheckpointIO::world_size() const { return impl_->comm.size(); }
 
@@ -280,7 +300,7 @@ fs::path CheckpointIO::save(const Snapshot& snapshot) {
   impl_->wait_for_background();
   const auto start = std::chrono::steady_clock::now();
   fs::path path = impl_->save_from_any_memory(snapshot);
-  impl_->last_save_seconds = seconds_since(start);
+  impl_->record_save_seconds(seconds_since(start));
   return path;
 }
 
@@ -360,7 +380,7 @@ fs::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
                      " on some rank, over max_staging_bytes (",
                      human_bytes(static_cast<double>(options.max_staging_bytes)), "); saving synchronously instead");
     fs::path path = save_from_any_memory(snapshot);
-    last_save_seconds = seconds_since(start);
+    record_save_seconds(seconds_since(start));
     return path;
   }
   if (!twin) {
@@ -385,7 +405,7 @@ fs::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
       in_flight_since_ns = 0;
       throw;
     }
-    last_save_seconds = seconds_since(start);
+    record_save_seconds(seconds_since(start));
     in_flight_since_ns = 0;
   });
   detail::log_debug("save_async: staged ", human_bytes(static_cast<double>(needed)), " in ", fixed(staging_seconds, 3),
