@@ -74,9 +74,12 @@ demo_slurm() {
   ckptio_section "ckptio ls ${root}"
   "${tool}" ls "${root}" || ckptio_die "ckptio ls failed"
 
-  # ---- safetensors export: once `ckptio export` lands, export the EMA of the final
-  # ---- checkpoint here (e.g. "${tool}" export "${root}" --group ema -o "${demo_dir}/ema.safetensors")
-  # ---- and name the file in the summary below.
+  ckptio_section "export the final checkpoint's EMA to safetensors (for inference)"
+  local export_file="${demo_dir}/ema.safetensors"
+  rm -f "${export_file}"
+  mpiexec -n 2 --oversubscribe "${tool}" export "${root}" --group ema --out "${export_file}" --quiet ||
+    ckptio_die "ckptio export failed"
+  "${tool}" inspect "${export_file}" || ckptio_die "ckptio inspect of the export failed"
 
   local resumed_digest restarts job_state stop_step
   resumed_digest="$(final_digest "${out}")"
@@ -93,6 +96,7 @@ demo_slurm() {
   printf 'Preemptions survived: %s (SLURM_RESTART_COUNT of the last run).\n' "${restarts:-0}"
   printf 'The second run resumed from step %s and trained up to step %d.\n' "${stop_step:-?}" "${total_steps}"
   printf 'Checkpoints in the root: %s (latest: %s)\n' "$(checkpoint_files "${root}")" "$(latest_name "${root}")"
+  printf 'EMA exported to safetensors: %s (%s bytes)\n' "${export_file}" "$(stat -c %s "${export_file}")"
   printf 'Final digest, preempted and resumed:  %s\n' "${resumed_digest:-(none printed)}"
   printf 'Final digest, uninterrupted:          %s\n' "${straight_digest:-(none printed)}"
   local ok=0
