@@ -225,6 +225,7 @@ struct Options {
   double walltime_margin = 30.0;
   int max_requeues = -1;
   bool no_guard = false;
+  bool async_save = false;
 };
 
 // Parses the command line on every rank; only rank 0 prints. Returns an exit code when the
@@ -259,6 +260,9 @@ std::optional<int> parse_options(int argc, char** argv, int rank, Options& optio
   app.add_option("--max-requeues", options.max_requeues, "Requeue at most this many times; -1: no limit")
       ->capture_default_str();
   app.add_flag("--no-preemption-guard", options.no_guard, "Install no signal handlers (signals end the run)");
+  app.add_flag("--async-save", options.async_save,
+               "Write periodic checkpoints in the background (save_async); the last one and a stop's are "
+               "synchronous");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -336,10 +340,15 @@ int run(int argc, char** argv) {
     // simply finishes.
     const bool stop = guard && guard->should_stop(g) && g < options.steps;
     if (g % options.ckpt_every == 0 || g == options.steps || stop) {
-      const std::filesystem::path saved = io.save(snapshot_of(trainer, g));
+      // A stop or the end saves synchronously: it waits for a background save still in flight
+      // first, and the checkpoint is committed when save returns.
+      const bool in_background = options.async_save && !stop && g < options.steps;
+      const std::filesystem::path saved =
+          in_background ? io.save_async(snapshot_of(trainer, g)) : io.save(snapshot_of(trainer, g));
       char loss[32];
       std::snprintf(loss, sizeof loss, "%.6f", trainer.last_loss);
-      say("saved " + saved.string() + " at global_step " + std::to_string(g) + " (loss " + loss + ")");
+      say(std::string(in_background ? "saving " : "saved ") + saved.string() + " at global_step " + std::to_string(g) +
+          " (loss " + loss + ")" + (in_background ? " in the background" : ""));
     }
     if (stop) {
       say("stopping at global_step " + std::to_string(g) + " (" + ckptio::to_string(guard->reason()) +
@@ -357,7 +366,9 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // --async-save writes from a background thread, which needs MPI_THREAD_MULTIPLE.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int exit_code = 1;
   try {
     exit_code = run(argc, argv);

@@ -66,3 +66,13 @@ run_trainer 2 resumed --ckpt-dir "$WORK/noscontrol" "${flags[@]}" --resume
 expect_line resumed "^resumed from .*global_step$STOP_STEP\\.h5 at global_step $STOP_STEP\$"
 expect_equal "final digest after the stop and resume" "$expected" "$(digest_of resumed)"
 
+# (c) Periodic checkpoints written in the background (--async-save): an uninterrupted run ends
+# with the same digest, and a stop waits for the save in flight before its own save.
+run_trainer 2 async_uninterrupted --ckpt-dir "$WORK/async_uninterrupted" "${flags[@]}" --async-save \
+  --no-preemption-guard
+expect_equal "final digest with --async-save" "$expected" "$(digest_of async_uninterrupted)"
+expect_line async_uninterrupted 'saving .*global_step10\.h5 at global_step 10 .* in the background'
+MPI_ARGS=()
+stop_one_rank async USR2 --preempt-signal USR2 --async-save
+run_trainer 2 async_resumed --ckpt-dir "$WORK/async" "${flags[@]}" --resume --async-save
+expect_equal "final digest after an --async-save stop and resume" "$expected" "$(digest_of async_resumed)"
