@@ -49,6 +49,7 @@ int run_tool(int argc, char** argv, const ToolContext& context) {
   const std::vector<Command> commands = {
       ckptio::tool::add_ls_command(app),
       ckptio::tool::add_inspect_command(app),
+      ckptio::tool::add_verify_command(app),
   };
 
   try {

@@ -10,5 +10,6 @@ namespace ckptio::tool {
 
 Command add_ls_command(CLI::App& app);       // cmd_ls.cpp
 Command add_inspect_command(CLI::App& app);  // cmd_inspect.cpp
+Command add_verify_command(CLI::App& app);   // cmd_verify.cpp
 
 }  // namespace ckptio::tool

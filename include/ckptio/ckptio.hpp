@@ -8,4 +8,5 @@
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"
+#include "ckptio/verify.hpp"
 #include "ckptio/version.hpp"
