@@ -13,6 +13,8 @@ namespace {
 
 // At most this many bytes of a piece are held in memory at once.
 constexpr std::uint64_t kWindowBytes = 64ull << 20;
+// Chunks read at once when reading straight into the caller's memory.
+constexpr std::int64_t kChunksPerDirectRead = 2;
 
 std::string describe(const std::string& file, const h5::IndexTensor& t, std::size_t pi) {
   const auto& p = t.pieces[pi];
@@ -147,6 +149,36 @@ void copy_part(PieceView& pv, const Block& part, const Block& want, char* out) {
   }
 }
 
+// The common resharded case (row or flat splits): `part` is one contiguous run of the
+// piece and of `want`. Whole chunks inside the run are read straight into `out` and hashed
+// there; only the chunks at its two ends go through a buffer.
+void copy_contiguous(PieceView& pv, const Block& part, const Block& want, char* out) {
+  const std::size_t esz = pv.esz;
+  const std::int64_t first = flat_in(pv.piece().block, part.offset);
+  const std::int64_t last = first + block_volume(part);
+  char* base = out + static_cast<std::size_t>(flat_in(want, part.offset)) * esz;  // element `first`
+  const std::int64_t ce = pv.chunk_elems;
+  std::vector<char> buf;
+  for (std::int64_t lo = first / ce * ce; lo < last;) {
+    const bool head_or_tail = lo < first || std::min(lo + ce, pv.elements) > last;
+    std::int64_t hi = std::min(lo + (head_or_tail ? 1 : kChunksPerDirectRead) * ce, pv.elements);
+    if (!head_or_tail && hi > last) hi = std::max(lo + ce, last / ce * ce);  // leave the tail chunk
+    if (!head_or_tail) {
+      char* dst = base + static_cast<std::size_t>(lo - first) * esz;
+      pv.read_range(lo, hi, dst);
+      pv.verify_chunks(lo / ce, (hi + ce - 1) / ce, dst);
+    } else {
+      buf.resize(static_cast<std::size_t>(hi - lo) * esz);
+      pv.read_range(lo, hi, buf.data());
+      pv.verify_chunks(lo / ce, (hi + ce - 1) / ce, buf.data());
+      const std::int64_t a = std::max(lo, first), b = std::min(hi, last);
+      std::memcpy(base + static_cast<std::size_t>(a - first) * esz, buf.data() + static_cast<std::size_t>(a - lo) * esz,
+                  static_cast<std::size_t>(b - a) * esz);
+    }
+    lo = hi;
+  }
+}
+
 }  // namespace
 
 void read_block_verified(h5::ContainerReader& reader, const std::string& file, const h5::IndexTensor& tensor,
@@ -161,9 +193,18 @@ void read_block_verified(h5::ContainerReader& reader, const std::string& file, c
     covered += block_volume(*part);
     PieceView pv(reader, file, tensor, pi, chunk_bytes);
     if (*part == p.block && contiguous_in(*part, want)) {
+      // Straight into the caller's memory, a few chunks at a time, each hashed while it is
+      // still in the CPU cache.
       char* dst = out + static_cast<std::size_t>(flat_in(want, part->offset)) * esz;
-      pv.read_range(0, pv.elements, dst);
-      pv.verify_chunks(0, (pv.elements + pv.chunk_elems - 1) / pv.chunk_elems, dst);
+      const std::int64_t step = pv.chunk_elems * kChunksPerDirectRead;
+      for (std::int64_t lo = 0; lo < pv.elements; lo += step) {
+        const std::int64_t hi = std::min(lo + step, pv.elements);
+        pv.read_range(lo, hi, dst + static_cast<std::size_t>(lo) * esz);
+        pv.verify_chunks(lo / pv.chunk_elems, (hi + pv.chunk_elems - 1) / pv.chunk_elems,
+                         dst + static_cast<std::size_t>(lo) * esz);
+      }
+    } else if (contiguous_in(*part, p.block) && contiguous_in(*part, want)) {
+      copy_contiguous(pv, *part, want, out);
     } else {
       copy_part(pv, *part, want, out);
     }
