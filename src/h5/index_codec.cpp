@@ -145,6 +145,8 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
           if (!v) bad(file, where + " has a malformed chunk checksum");
           ip.chunks.push_back(*v);
         }
+        if (hash_of_chunks(ip.chunks) != ip.xxh3)
+          bad(file, where + " has chunk checksums that do not match its piece checksum");
       } else if (index.chunk_bytes &&
                  static_cast<std::uint64_t>(block_volume(ip.block)) * dtype_size(it.dtype) > index.chunk_bytes) {
         bad(file, where + " has a piece larger than one checksum chunk without chunk checksums");
