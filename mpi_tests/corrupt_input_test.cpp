@@ -122,7 +122,7 @@ TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
   };
   std::vector<Case> cases;
   if (world_rank() == 0) {
-    const auto ranges = data_ranges(good);
+    const auto ranges = data_ranges(good);  // model/w, model/b, optimizer/m, then the index, ...
     auto in_data = [&](std::uint64_t at) {
       for (auto [b, e] : ranges)
         if (at >= b && at < e) return true;
@@ -137,6 +137,10 @@ TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
     flipped[ranges[0].first + 50] ^= 0x01;  // inside /model/w
     write_all(dir / "data_flip.h5", flipped);
     cases.push_back({"data_flip.h5", "does not match its checksum"});
+    std::string index_flip = bytes;
+    index_flip[ranges[3].first + 30] ^= 0x01;  // inside /_ckptio/index
+    write_all(dir / "index_flip.h5", index_flip);
+    cases.push_back({"index_flip.h5", "the index does not match its checksum (root attribute index_xxh3)"});
     int metadata_flips = 0;
     for (std::uint64_t at = 0; at < bytes.size() && metadata_flips < 24; at += 97) {
       if (in_data(at)) continue;

@@ -335,7 +335,8 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
     writer->create_u64_dataset(fmt::kRankBlobOffsetsDataset, blob_offsets.size());
     const auto newline = provenance.find('\n');
     writer->write_root_attributes({kVersion, provenance.substr(newline + 1), provenance.substr(0, newline), comm.size(),
-                                   snapshot.running.epoch, snapshot.running.step, snapshot.running.global_step});
+                                   snapshot.running.epoch, snapshot.running.step, snapshot.running.global_step,
+                                   detail::to_hex64(detail::xxh3_64(index_json.data(), index_json.size()))});
   });
   failure.reset();
   try {
@@ -456,7 +457,9 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   run_agreed(comm, "load " + file_name, [&] {
     local = collect_local_tensors(targets, rank, "load:");
     reader.emplace(comm.get(), file_name);
-    index = detail::h5::decode_index(reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes), file_name);
+    const std::string index_json = reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes);
+    detail::h5::check_index_checksum(reader->root_attributes(), index_json, file_name);
+    index = detail::h5::decode_index(index_json, file_name);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
     if (rs.size() != index.running_state.bytes || detail::xxh3_64(rs.data(), rs.size()) != index.running_state.xxh3)
       throw IntegrityError(file_name + ": the running state does not match its checksum");

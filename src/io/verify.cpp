@@ -105,7 +105,9 @@ VerifyReport verify_container(MPI_Comm user_comm, const std::filesystem::path& p
   try {
     reader.emplace(comm.get(), file);
     report.format_version = reader->format_version();
-    index = detail::h5::decode_index(reader->read_bytes(detail::h5::kIndexDataset, kMaxMetadataBytes), file);
+    const std::string index_json = reader->read_bytes(detail::h5::kIndexDataset, kMaxMetadataBytes);
+    detail::h5::check_index_checksum(reader->root_attributes(), index_json, file);
+    index = detail::h5::decode_index(index_json, file);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -162,7 +164,7 @@ VerifyReport verify_container(MPI_Comm user_comm, const std::filesystem::path& p
   for (const auto& text : comm.allgather_bytes(join_lines(mine)))
     for (auto& line : split_lines(text))
       if (std::find(all.begin(), all.end(), line) == all.end()) all.push_back(std::move(line));
-  // Problems in file order: by tensor as listed, then metadata.
+  // Rank order: rank 0's metadata problems first, then each rank's pieces; duplicates dropped.
   report.problems = std::move(all);
   return report;
 }
