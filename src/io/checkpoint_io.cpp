@@ -287,7 +287,8 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
         const auto sums = detail::checksum_piece(data, p.bytes, detail::kChecksumChunkBytes);
         const std::uint64_t head[4] = {ti, pi, sums.whole, sums.chunks.size()};
         my_checksums.append(reinterpret_cast<const char*>(head), sizeof head);
-        my_checksums.append(reinterpret_cast<const char*>(sums.chunks.data()), sums.chunks.size() * 8);
+        if (!sums.chunks.empty())
+          my_checksums.append(reinterpret_cast<const char*>(sums.chunks.data()), sums.chunks.size() * 8);
       }
     }
   } catch (...) {
@@ -311,7 +312,7 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
       auto& piece = index.tensors[head[0]].pieces[head[1]];
       piece.xxh3 = head[2];
       piece.chunks.resize(head[3]);
-      std::memcpy(piece.chunks.data(), bytes.data() + off + 32, head[3] * 8);
+      if (head[3]) std::memcpy(piece.chunks.data(), bytes.data() + off + 32, head[3] * 8);
       off += 32 + head[3] * 8;
     }
   }
