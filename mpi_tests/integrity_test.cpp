@@ -2,7 +2,7 @@
 // file, tensor and piece, agreed by every rank, also when the load reshards; verification
 // can be switched off; load_latest falls back past a checkpoint that fails verification;
 // verify_container reports the damage. Tensors here are larger than one checksum chunk
-// (4 MiB) so that partial reads of stored pieces are exercised.
+// (1 MiB) so that partial reads of stored pieces are exercised.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -36,7 +36,7 @@ void flip_byte(const fs::path& file, std::uint64_t at) {
   s.write(&c, 1);
 }
 
-// 2560 x 1024 F32 = 10 MiB: three checksum chunks when one rank writes it.
+// 2560 x 1024 F32 = 10 MiB: ten checksum chunks when one rank writes it.
 const std::vector<TensorSpec> kSaved = {{"model", "w", DType::F32, {2560, 1024}, Layout::Dim0Blocks},
                                         {"model", "b", DType::F32, {1024}, Layout::Replicated}};
 
@@ -61,7 +61,7 @@ TEST(Integrity, ResharededLoadsVerifyWithoutFalseAlarms) {
 }
 
 TEST(Integrity, OneLargePieceLoadedInPartsIsVerifiedChunkByChunk) {
-  // Saved whole (one 10 MiB piece, three chunks), loaded in row, flat and column parts:
+  // Saved whole (one 10 MiB piece, ten chunks), loaded in row, flat and column parts:
   // every rank reads only the chunks its part touches.
   SharedTempDir dir;
   TestState saved(with_layout(Layout::Replicated), world_rank(), world_size());
@@ -81,7 +81,7 @@ TEST(Integrity, OneLargePieceLoadedInPartsIsVerifiedChunkByChunk) {
     TestState loaded(with_layout(layout), world_rank(), world_size());
     const auto msg = expect_agreed_error<IntegrityError>([&] { io.load(file, loaded.snapshot()); });
     EXPECT_NE(msg.find("tensor model/w, piece 0 of 1 (offset [0, 0], count [2560, 1024]), written by rank 0, bytes "
-                       "8388608..10485760 (checksum chunk 2 of 3): data does not match its checksum"),
+                       "9437184..10485760 (checksum chunk 9 of 10): data does not match its checksum"),
               std::string::npos)
         << msg;
   }

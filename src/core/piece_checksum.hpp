@@ -14,7 +14,7 @@ namespace ckptio::detail {
 
 // Bytes per checksum chunk in the containers this library writes. A multiple of every
 // element size.
-inline constexpr std::uint64_t kChecksumChunkBytes = 4ull << 20;
+inline constexpr std::uint64_t kChecksumChunkBytes = 1ull << 20;
 
 struct PieceChecksums {
   std::uint64_t whole = 0;            // the piece checksum ("xxh3")
