@@ -42,6 +42,7 @@ struct BenchOptions {
   int repeats = 1;
   int reshard_ranks = 0;
   bool keep_cache = false;
+  bool compare_verify = false;
   double settle_seconds = 0;
   bool async = false;
   std::string workload = "blocks";
@@ -124,7 +125,8 @@ bool prepare_cold_read(const Job& job, const BenchOptions& options) {
 // Collective. Loads `path` into blocks laid out as `layout_ranks` row blocks per tensor,
 // prints the measurement and checks the data.
 void measure_load(const Job& job, const BenchOptions& options, const Workload& workload, ckptio::CheckpointIO& io,
-                  const fs::path& path, const char* op, int layout_ranks, int repeat, std::int64_t global_step) {
+                  const fs::path& path, const char* op, int layout_ranks, int repeat, std::int64_t global_step,
+                  bool verify = true) {
   std::vector<LocalBlock> blocks = take_blocks(workload, layout_ranks, job.rank, job.size);
   // Also faults the pages in, so that the timed load does not pay for page faults.
   for (LocalBlock& block : blocks) poison(block);
@@ -132,7 +134,9 @@ void measure_load(const Job& job, const BenchOptions& options, const Workload& w
   const bool cache_dropped = prepare_cold_read(job, options);
 
   ckptio::LoadResult result;
-  const double seconds = time_collective(job, [&] { result = io.load(path, targets); });
+  ckptio::LoadOptions load_options;
+  load_options.verify = verify;
+  const double seconds = time_collective(job, [&] { result = io.load(path, targets, load_options); });
 
   nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds);
   record["cache_dropped"] = cache_dropped;
@@ -258,6 +262,12 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
       measure_load(job, options, workload, io, path, "load_resharded", options.reshard_ranks, repeat, global_step);
     }
     if (options.async) measure_async_save(job, options, workload, io, snapshot, seconds, repeat);
+    if (options.compare_verify) {  // the cost of checksum verification on load
+      measure_load(job, options, workload, io, path, "load_unverified", job.size, repeat, global_step, false);
+      if (options.reshard_ranks > 0)
+        measure_load(job, options, workload, io, path, "load_resharded_unverified", options.reshard_ranks, repeat,
+                     global_step, false);
+    }
   }
   MPI_Barrier(job.comm);
   if (job.is_root()) fs::remove_all(root);
@@ -283,6 +293,8 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                  "also load in the row decomposition of K ranks (K <= ranks; blocks dealt round robin); 0: no")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_flag("--compare-verify", options.compare_verify,
+               "also load with checksum verification off (ops load_unverified, load_resharded_unverified)");
   app.add_flag("--keep-cache", options.keep_cache, "do not drop the page cache before loads (measures warm loads)");
   app.add_option("--settle", options.settle_seconds,
                  "seconds to wait before each timed save, so that freed memory has settled (see PERFORMANCE.md)")

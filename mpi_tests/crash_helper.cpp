@@ -1,6 +1,7 @@
 // Helper for the crash-safety script: `crash_helper save ROOT STEP` saves a checkpoint
 // whose contents are seeded by STEP; `crash_helper verify ROOT STEP` loads `latest` and
-// exits 0 only if it is global_step STEP with exactly those contents.
+// exits 0 only if it is global_step STEP with exactly those contents. An optional fourth
+// argument MIB adds a tensor of MIB MiB (split over the ranks), for the disk-full test.
 #include <mpi.h>
 
 #include <cstdio>
@@ -21,8 +22,9 @@ std::vector<TensorSpec> specs() {
 }
 
 // Contents depend on the step so that loading the wrong checkpoint is detected.
-std::vector<TensorSpec> specs_for(int step) {
+std::vector<TensorSpec> specs_for(int step, int extra_mib) {
   auto s = specs();
+  if (extra_mib > 0) s.push_back({"model", "big", DType::F32, {extra_mib * 256, 1024}, Layout::Dim0Blocks});
   for (auto& t : s) t.name += ".s" + std::to_string(step % 7);
   return s;
 }
@@ -31,17 +33,18 @@ std::vector<TensorSpec> specs_for(int step) {
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: crash_helper save|verify ROOT STEP\n");
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: crash_helper save|verify ROOT STEP [MIB]\n");
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   const std::string mode = argv[1], root = argv[2];
   const int step = std::atoi(argv[3]);
+  const int extra_mib = argc == 5 ? std::atoi(argv[4]) : 0;
   const int rank = world_rank(), ranks = world_size();
   int status = 0;
   try {
     CheckpointIO io(MPI_COMM_WORLD, root, {.keep_last = 2});
-    TestState state(specs_for(step), rank, ranks);
+    TestState state(specs_for(step, extra_mib), rank, ranks);
     if (mode == "save") {
       state.fill();
       state.snapshot().running.global_step = step;

@@ -51,6 +51,7 @@ int run_tool(int argc, char** argv, const ToolContext& context) {
       ckptio::tool::add_inspect_command(app),
       ckptio::tool::add_export_command(app),
       ckptio::tool::add_convert_command(app),
+      ckptio::tool::add_verify_command(app),
   };
 
   try {

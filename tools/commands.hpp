@@ -12,5 +12,6 @@ Command add_ls_command(CLI::App& app);       // cmd_ls.cpp
 Command add_inspect_command(CLI::App& app);  // cmd_inspect.cpp
 Command add_export_command(CLI::App& app);   // cmd_export.cpp
 Command add_convert_command(CLI::App& app);  // cmd_convert.cpp
+Command add_verify_command(CLI::App& app);   // cmd_verify.cpp
 
 }  // namespace ckptio::tool

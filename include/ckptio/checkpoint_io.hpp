@@ -43,6 +43,10 @@ struct LoadOptions {
   // Missing or unexpected keys are an error (listed in the message). With strict = false
   // they are returned in LoadResult::keys and the matching tensors are loaded.
   bool strict = true;
+  // Verify the XXH3-64 checksums of every stored piece (chunk) read; a mismatch is an
+  // IntegrityError naming the file, tensor and piece. The running state and per-rank blobs
+  // are always verified.
+  bool verify = true;
 };
 
 // Saves and loads checkpoints under one root folder:
@@ -96,8 +100,8 @@ class CheckpointIO {
   // name inside the root, or a folder (resolved through its `latest`). Never falls back to another checkpoint.
   LoadResult load(const std::filesystem::path& path, const Snapshot& targets, const LoadOptions& options = {});
 
-  // Collective. Loads the root's `latest`; when it cannot be opened, falls back to the next
-  // older committed checkpoint, with a warning. nullopt when the root has no checkpoint.
+  // Collective. Loads the root's `latest`; when it cannot be opened or fails verification,
+  // falls back to the next older committed checkpoint, with a warning. nullopt when the root has no checkpoint.
   std::optional<LoadResult> load_latest(const Snapshot& targets, const LoadOptions& options = {});
 
   // Collective. Path of the checkpoint `latest` names, nullopt when there is none.

@@ -12,4 +12,5 @@
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"
 #include "ckptio/torch_file.hpp"
+#include "ckptio/verify.hpp"
 #include "ckptio/version.hpp"

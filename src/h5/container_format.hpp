@@ -17,6 +17,8 @@ inline constexpr const char* kAttrEpoch = "epoch";
 inline constexpr const char* kAttrStep = "step";
 inline constexpr const char* kAttrGlobalStep = "global_step";
 inline constexpr const char* kAttrDType = "dtype";
+// XXH3-64 of the index JSON (16 hex digits); absent in files from before it existed.
+inline constexpr const char* kAttrIndexXxh3 = "index_xxh3";
 
 inline constexpr const char* kMetaGroup = "/_ckptio";
 inline constexpr const char* kIndexDataset = "/_ckptio/index";

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ckptio/error.hpp"
+#include "core/checksum.hpp"
 #include "core/piece_math.hpp"
 #include "h5/container_format.hpp"
 #include "h5/h5_types.hpp"
@@ -28,6 +29,12 @@ auto reading(const std::string& path, F&& fn) -> decltype(fn()) {
 }
 
 }  // namespace
+
+void check_index_checksum(const RootAttributes& attributes, const std::string& json_text, const std::string& file) {
+  if (attributes.index_xxh3.empty()) return;
+  if (to_hex64(xxh3_64(json_text.data(), json_text.size())) != attributes.index_xxh3)
+    throw IntegrityError(file + ": the index does not match its checksum (root attribute " + kAttrIndexXxh3 + ")");
+}
 
 ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_(path) {
   silence_hdf5_errors();
@@ -68,6 +75,7 @@ void ContainerReader::read_header() {
   attributes_.epoch = read_int_attribute(file, kAttrEpoch).value_or(0);
   attributes_.step = read_int_attribute(file, kAttrStep).value_or(0);
   attributes_.global_step = read_int_attribute(file, kAttrGlobalStep).value_or(0);
+  attributes_.index_xxh3 = read_string_attribute(file, kAttrIndexXxh3).value_or("");
 }
 
 ContainerReader::~ContainerReader() {

@@ -15,6 +15,10 @@
 
 namespace ckptio::detail::h5 {
 
+// Throws IntegrityError naming `file` when the root attribute index_xxh3 is present and does
+// not match the index bytes.
+void check_index_checksum(const RootAttributes& attributes, const std::string& json_text, const std::string& file);
+
 class ContainerReader {
  public:
   // Opens `path` read-only: collectively through MPI-IO when comm is not MPI_COMM_NULL,

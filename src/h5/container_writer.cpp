@@ -152,6 +152,7 @@ void ContainerWriter::write_root_attributes(const RootAttributes& a) {
   write_int_attribute(root, kAttrEpoch, a.epoch);
   write_int_attribute(root, kAttrStep, a.step);
   write_int_attribute(root, kAttrGlobalStep, a.global_step);
+  if (!a.index_xxh3.empty()) write_string_attribute(root, kAttrIndexXxh3, a.index_xxh3);
 }
 
 void ContainerWriter::close() {

@@ -42,6 +42,7 @@ struct RootAttributes {
   std::int64_t epoch = 0;
   std::int64_t step = 0;
   std::int64_t global_step = 0;
+  std::string index_xxh3;  // written when not empty
 };
 
 class ContainerWriter {

@@ -7,6 +7,7 @@
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"
 #include "core/checksum.hpp"
+#include "core/piece_checksum.hpp"
 #include "core/piece_math.hpp"
 #include "h5/container_format.hpp"
 
@@ -49,9 +50,16 @@ std::string encode_index(const ContainerIndex& index) {
   json tensors = json::array();
   for (const auto& t : index.tensors) {
     json pieces = json::array();
-    for (const auto& p : t.pieces)
-      pieces.push_back(
-          {{"offset", p.block.offset}, {"count", p.block.count}, {"writer", p.writer}, {"xxh3", to_hex64(p.xxh3)}});
+    for (const auto& p : t.pieces) {
+      json piece = {
+          {"offset", p.block.offset}, {"count", p.block.count}, {"writer", p.writer}, {"xxh3", to_hex64(p.xxh3)}};
+      if (!p.chunks.empty()) {
+        json chunks = json::array();
+        for (auto c : p.chunks) chunks.push_back(to_hex64(c));
+        piece["chunks"] = std::move(chunks);
+      }
+      pieces.push_back(std::move(piece));
+    }
     tensors.push_back({{"group", t.group},
                        {"name", t.name},
                        {"dtype", std::string(dtype_name(t.dtype))},
@@ -66,6 +74,7 @@ std::string encode_index(const ContainerIndex& index) {
             {"tensors", std::move(tensors)},
             {"running_state", blob_json(index.running_state)},
             {"rank_blobs", std::move(blobs)}};
+  if (index.chunk_bytes) j["checksum_chunk_bytes"] = index.chunk_bytes;
   return j.dump();
 }
 
@@ -77,6 +86,13 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
       j["world_size"].get<std::int64_t>() > (1 << 24))
     bad(file, "world_size missing or out of range");
   index.world_size = j["world_size"].get<int>();
+  if (j.contains("checksum_chunk_bytes")) {
+    const auto& c = j["checksum_chunk_bytes"];
+    if (!c.is_number_unsigned() || c.get<std::uint64_t>() == 0 || c.get<std::uint64_t>() % 8 != 0 ||
+        c.get<std::uint64_t>() > (1ull << 40))
+      bad(file, "checksum_chunk_bytes must be a positive multiple of 8");
+    index.chunk_bytes = c.get<std::uint64_t>();
+  }
   if (!j.contains("tensors") || !j["tensors"].is_array()) bad(file, "no tensor list");
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& t : j["tensors"]) {
@@ -111,11 +127,30 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
       IndexPiece ip;
       ip.block.offset = int_list(p, "offset", file, where);
       ip.block.count = int_list(p, "count", file, where);
-      ip.writer = p["writer"].get<int>();
+      const auto writer = p["writer"].get<std::int64_t>();
+      ip.writer = writer < 0 || writer >= index.world_size ? -1 : static_cast<int>(writer);
       ip.xxh3 = hex_field(p, "xxh3", file, where);
       TensorShard probe{reinterpret_cast<void*>(1), it.dtype, it.shape, ip.block, kHostMemory};
       if (!piece_problem(probe).empty() || ip.writer < 0 || ip.writer >= index.world_size)
         bad(file, where + " has a piece outside the tensor or from an unknown rank");
+      if (p.contains("chunks")) {
+        const auto& chunks = p["chunks"];
+        const std::uint64_t piece_bytes = static_cast<std::uint64_t>(block_volume(ip.block)) * dtype_size(it.dtype);
+        if (!index.chunk_bytes || !chunks.is_array() || chunks.size() != chunk_count(piece_bytes, index.chunk_bytes) ||
+            chunks.size() < 2)
+          bad(file, where + " has a chunk checksum list that does not match the piece's size");
+        ip.chunks.reserve(chunks.size());
+        for (const auto& c : chunks) {
+          auto v = c.is_string() ? from_hex64(c.get<std::string>()) : std::nullopt;
+          if (!v) bad(file, where + " has a malformed chunk checksum");
+          ip.chunks.push_back(*v);
+        }
+        if (hash_of_chunks(ip.chunks) != ip.xxh3)
+          bad(file, where + " has chunk checksums that do not match its piece checksum");
+      } else if (index.chunk_bytes &&
+                 static_cast<std::uint64_t>(block_volume(ip.block)) * dtype_size(it.dtype) > index.chunk_bytes) {
+        bad(file, where + " has a piece larger than one checksum chunk without chunk checksums");
+      }
       it.pieces.push_back(std::move(ip));
     }
     index.tensors.push_back(std::move(it));

@@ -15,7 +15,8 @@ namespace ckptio::detail::h5 {
 struct IndexPiece {
   Block block;
   int writer = 0;
-  std::uint64_t xxh3 = 0;
+  std::uint64_t xxh3 = 0;             // the whole piece
+  std::vector<std::uint64_t> chunks;  // per checksum chunk; empty: one chunk (xxh3)
 };
 
 struct IndexTensor {
@@ -33,6 +34,9 @@ struct BlobRecord {
 
 struct ContainerIndex {
   int world_size = 0;
+  // Bytes per checksum chunk ("checksum_chunk_bytes"); 0 in files written before chunk
+  // checksums existed, where every piece has only its whole-piece checksum.
+  std::uint64_t chunk_bytes = 0;
   std::vector<IndexTensor> tensors;
   BlobRecord running_state;
   std::vector<BlobRecord> rank_blobs;  // one per saving rank
@@ -40,7 +44,8 @@ struct ContainerIndex {
 
 std::string encode_index(const ContainerIndex& index);
 // Validates everything it reads (groups, names, dtypes, shapes, pieces inside the shape,
-// checksums as 16 hex digits, one blob per rank); throws FormatError naming `file`.
+// checksums as 16 hex digits, one chunk checksum per chunk, one blob per rank); throws
+// FormatError naming `file`. Never allocates more than the input's size suggests.
 ContainerIndex decode_index(const std::string& json_text, const std::string& file);
 
 }  // namespace ckptio::detail::h5

@@ -17,6 +17,7 @@
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
+#include "core/piece_checksum.hpp"
 #include "core/piece_math.hpp"
 #include "core/write_plan.hpp"
 #include "cuda/device.hpp"
@@ -33,6 +34,7 @@
 #include "io/root_lock.hpp"
 #include "io/save_export.hpp"
 #include "io/staging_pool.hpp"
+#include "io/verified_read.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 
@@ -458,11 +460,6 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   std::optional<detail::h5::ContainerWriter> writer;
   std::vector<detail::h5::DatasetSpec> specs;
   for (const auto& t : plan.tensors) specs.push_back({kGroupNames[t.group], t.name, t.dtype, t.shape});
-  run_agreed(comm, "save: create " + partial.string(), [&] {
-    writer.emplace(comm.get(), partial.string(), file_tuning(options));
-    writer->create_datasets(specs);
-  });
-
   auto abort_save = [&](const Failure& failure) {
     try {
       if (writer) writer->close();
@@ -478,9 +475,42 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
     detail::log_warn("save of ", name, " failed; ", partial.filename().string(), " removed, `latest` unchanged");
     detail::rethrow(failure);
   };
+  {
+    std::optional<Failure> create_failure;
+    try {
+      writer.emplace(comm.get(), partial.string(), file_tuning(options));
+      writer->create_datasets(specs);
+    } catch (...) {
+      create_failure = detail::capture_current_exception();
+    }
+    if (auto f = agree_failure(comm, create_failure, "save: create " + partial.string())) abort_save(*f);
+  }
+
+  // Reserve the file's space before writing a byte, so that a full disk is one early,
+  // agreed error instead of a failure inside a collective HDF5 write or close.
+  // The file's size: every tensor's data, plus a generous estimate of HDF5's object headers
+  // and of the metadata datasets.
+  std::uint64_t file_estimate = (1u << 20) + running_json.size();
+  for (const auto& t : plan.tensors) {
+    file_estimate += static_cast<std::uint64_t>(detail::element_count(t.shape)) * dtype_size(t.dtype);
+    file_estimate += 2048 + 2 * t.name.size();
+    for (const auto& p : t.pieces) file_estimate += 160 + 20 * (p.bytes / detail::kChecksumChunkBytes);
+  }
+  file_estimate += static_cast<std::uint64_t>(comm.allreduce_sum(static_cast<std::int64_t>(snapshot.rank_blob.size())));
+  std::uint64_t reserved = 0;
+  {
+    std::optional<Failure> reserve_failure;
+    try {
+      reserved = file_estimate;
+      if (rank == 0) detail::reserve_file_space(partial, reserved);
+    } catch (...) {
+      reserve_failure = detail::capture_current_exception();
+    }
+    if (auto f = agree_failure(comm, reserve_failure, "save: reserve space for " + partial.string())) abort_save(*f);
+  }
 
   // 3. Write this rank's pieces (independent transfers), checksumming each.
-  std::string my_checksums;  // (tensor, piece, xxh3) triples of u64
+  std::string my_checksums;  // per piece, u64s: tensor, piece, xxh3, n, n chunk checksums
   std::optional<Failure> failure;
   try {
     detail::fault_point("save.write", rank);
@@ -492,8 +522,11 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
         const LocalTensor& lt = local[p.writer_decl];
         const char* data = byte_pointer(lt, lt.segments[p.writer_segment]);
         writer->write_block(ti, p.block, data);
-        const std::uint64_t triple[3] = {ti, pi, detail::xxh3_64(data, p.bytes)};
-        my_checksums.append(reinterpret_cast<const char*>(triple), sizeof triple);
+        const auto sums = detail::checksum_piece(data, p.bytes, detail::kChecksumChunkBytes);
+        const std::uint64_t head[4] = {ti, pi, sums.whole, sums.chunks.size()};
+        my_checksums.append(reinterpret_cast<const char*>(head), sizeof head);
+        if (!sums.chunks.empty())
+          my_checksums.append(reinterpret_cast<const char*>(sums.chunks.data()), sums.chunks.size() * 8);
       }
     }
   } catch (...) {
@@ -506,14 +539,19 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   index.world_size = comm.size();
   for (const auto& t : plan.tensors) {
     detail::h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}};
-    for (const auto& p : t.pieces) it.pieces.push_back({p.block, p.writer, 0});
+    for (const auto& p : t.pieces) it.pieces.push_back({p.block, p.writer, 0, {}});
     index.tensors.push_back(std::move(it));
   }
+  index.chunk_bytes = detail::kChecksumChunkBytes;
   for (const auto& bytes : comm.allgather_bytes(my_checksums)) {
-    for (std::size_t off = 0; off + 24 <= bytes.size(); off += 24) {
-      std::uint64_t triple[3];
-      std::memcpy(triple, bytes.data() + off, sizeof triple);
-      index.tensors[triple[0]].pieces[triple[1]].xxh3 = triple[2];
+    for (std::size_t off = 0; off + 32 <= bytes.size();) {
+      std::uint64_t head[4];
+      std::memcpy(head, bytes.data() + off, sizeof head);
+      auto& piece = index.tensors[head[0]].pieces[head[1]];
+      piece.xxh3 = head[2];
+      piece.chunks.resize(head[3]);
+      if (head[3]) std::memcpy(piece.chunks.data(), bytes.data() + off + 32, head[3] * 8);
+      off += 32 + head[3] * 8;
     }
   }
   index.running_state = {running_json.size(), detail::xxh3_64(running_json.data(), running_json.size())};
@@ -536,7 +574,8 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
     writer->create_u64_dataset(fmt::kRankBlobOffsetsDataset, blob_offsets.size());
     const auto newline = provenance.find('\n');
     writer->write_root_attributes({kVersion, provenance.substr(newline + 1), provenance.substr(0, newline), comm.size(),
-                                   snapshot.running.epoch, snapshot.running.step, snapshot.running.global_step});
+                                   snapshot.running.epoch, snapshot.running.step, snapshot.running.global_step,
+                                   detail::to_hex64(detail::xxh3_64(index_json.data(), index_json.size()))});
   });
   failure.reset();
   try {
@@ -564,6 +603,7 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   // 5. Durability: every rank that wrote data flushes its part of the file.
   failure.reset();
   try {
+    if (rank == 0) detail::release_reserved_space(partial, reserved);
     if (rank == 0 || plan.bytes_per_rank[rank] > 0 || !blob.empty()) detail::fsync_path(partial);
   } catch (...) {
     failure = detail::capture_current_exception();
@@ -677,7 +717,9 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   run_agreed(comm, "load " + file_name, [&] {
     local = collect_local_tensors(targets, rank, "load:");
     reader.emplace(comm.get(), file_name);
-    index = detail::h5::decode_index(reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes), file_name);
+    const std::string index_json = reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes);
+    detail::h5::check_index_checksum(reader->root_attributes(), index_json, file_name);
+    index = detail::h5::decode_index(index_json, file_name);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
     if (rs.size() != index.running_state.bytes || detail::xxh3_64(rs.data(), rs.size()) != index.running_state.xxh3)
       throw IntegrityError(file_name + ": the running state does not match its checksum");
@@ -780,10 +822,15 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   try {
     detail::fault_point("load.read", rank);
     for (const auto& t : read_plan.tensors)
-      for (const auto& p : t.pieces)
-        if (p.writer == rank)
-          reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block,
-                             piece_memory(p.writer_decl, p.writer_segment));
+      for (const auto& p : t.pieces) {
+        if (p.writer != rank) continue;
+        char* out = piece_memory(p.writer_decl, p.writer_segment);
+        if (options.verify)
+          detail::read_block_verified(*reader, file_name, *stored.at({kGroupNames[t.group], t.name}), index.chunk_bytes,
+                                      p.block, out);
+        else
+          reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
+      }
     // Per-rank blobs: restored per rank when the world size matches, else all handed back.
     result.saved_world_size = index.world_size;
     const auto offsets =

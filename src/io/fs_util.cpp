@@ -85,6 +85,31 @@ void atomic_write_file(const std::filesystem::path& path, const std::string& con
   fsync_directory(path.parent_path());
 }
 
+bool reserve_file_space(const std::filesystem::path& path, std::uint64_t bytes) {
+  if (bytes == 0) return true;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) throw IoError("cannot open " + path.string() + " to reserve space: " + std::strerror(errno));
+  const int rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes));
+  const int err = rc == 0 ? 0 : errno;
+  ::close(fd);
+  if (rc == 0) return true;
+  if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) return false;
+  throw IoError("cannot reserve " + std::to_string(bytes) + " bytes for " + path.string() + ": " + std::strerror(err) +
+                (err == ENOSPC   ? " (ENOSPC)"
+                 : err == EDQUOT ? " (EDQUOT)"
+                                 : ""));
+}
+
+void release_reserved_space(const std::filesystem::path& path, std::uint64_t reserved_bytes) noexcept {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < reserved_bytes)
+    (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size,
+                      static_cast<off_t>(reserved_bytes - static_cast<std::uint64_t>(st.st_size)));
+  ::close(fd);
+}
+
 std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {

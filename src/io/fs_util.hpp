@@ -19,6 +19,13 @@ void atomic_write_file(const std::filesystem::path& path, const std::string& con
 void rename_path(const std::filesystem::path& from, const std::filesystem::path& to);
 // Removes a file if it exists (a symlink itself, never its target); throws IoError on other errors.
 void remove_file_if_exists(const std::filesystem::path& path);
+// Reserves disk space for the first `bytes` bytes of an existing regular file (Linux
+// fallocate, keeping the file size), so that a full disk is found before any data is
+// written. Returns false when the file system cannot reserve space (not supported); throws
+// IoError naming ENOSPC (or the error) when it can but the space is not there.
+bool reserve_file_space(const std::filesystem::path& path, std::uint64_t bytes);
+// Gives back space reserved past the end of the file (best effort, never throws).
+void release_reserved_space(const std::filesystem::path& path, std::uint64_t reserved_bytes) noexcept;
 // Reads a small regular file (at most `max_bytes`); nullopt when it does not exist.
 std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes);
 

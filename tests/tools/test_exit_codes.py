@@ -40,7 +40,7 @@ class ExitCodeTest(ToolTestCase):
         result = run_tool("frobnicate", PATHS.root)
         self.assertFailedWith(result, EXIT_USAGE)
         self.assertEqual(result.stderr.splitlines()[0],
-                         "ckptio: error: unknown subcommand 'frobnicate' (expected one of: ls, inspect, export, convert)")
+                         "ckptio: error: unknown subcommand 'frobnicate' (expected one of: ls, inspect, export, convert, verify)")
 
     def test_help_and_version_succeed(self):
         result = run_tool("--help")
