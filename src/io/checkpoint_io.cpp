@@ -682,20 +682,11 @@ void CheckpointIO::Impl::prune_and_clean(const std::string& committed_name) {
 }
 
 fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
-  std::string resolved;
-  std::optional<Failure> failure;
-  if (comm.rank() == 0) {
-    try {
-      fs::path p = path;
-      if (p.is_relative() && !fs::exists(p) && fs::exists(root / p)) p = root / p;
-      resolved = resolve_checkpoint_path(p).string();
-    } catch (...) {
-      failure = detail::capture_current_exception();
-    }
-  }
-  detail::agree(comm, failure, "load");
-  comm.bcast_bytes(resolved, 0);
-  return resolved;
+  return detail::agreed_from_rank0(comm, "load", [&] {
+    fs::path p = path;
+    if (p.is_relative() && !fs::exists(p) && fs::exists(root / p)) p = root / p;
+    return resolve_checkpoint_path(p).string();
+  });
 }
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
@@ -871,17 +862,11 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
 }
 
 std::vector<std::string> CheckpointIO::Impl::load_candidates() {
-  std::string encoded;
-  std::optional<Failure> failure;
-  if (comm.rank() == 0) {
-    try {
-      for (const auto& name : detail::load_order(root)) encoded += name + '\n';
-    } catch (...) {
-      failure = detail::capture_current_exception();
-    }
-  }
-  detail::agree(comm, failure, "load_latest");
-  comm.bcast_bytes(encoded, 0);
+  const std::string encoded = detail::agreed_from_rank0(comm, "load_latest", [&] {
+    std::string names;
+    for (const auto& name : detail::load_order(root)) names += name + '\n';
+    return names;
+  });
   std::vector<std::string> names;
   for (std::size_t pos = 0; pos < encoded.size();) {
     const auto end = encoded.find('\n', pos);
@@ -916,17 +901,10 @@ std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, con
 
 std::optional<fs::path> CheckpointIO::latest() {
   impl_->wait_for_background();
-  std::string name;
-  std::optional<Failure> failure;
-  if (impl_->comm.rank() == 0) {
-    try {
-      if (auto p = read_latest(impl_->root)) name = p->string();
-    } catch (...) {
-      failure = detail::capture_current_exception();
-    }
-  }
-  detail::agree(impl_->comm, failure, "latest");
-  impl_->comm.bcast_bytes(name, 0);
+  const std::string name = detail::agreed_from_rank0(impl_->comm, "latest", [&] {
+    const auto p = read_latest(impl_->root);
+    return p ? p->string() : std::string();
+  });
   if (name.empty()) return std::nullopt;
   return fs::path(name);
 }

@@ -214,19 +214,8 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   const int rank = comm.rank();
 
   // 1. Rank 0 reads the container's index; every rank gets the same plan.
-  std::string encoded;
-  {
-    std::optional<Failure> failure;
-    if (rank == 0) {
-      try {
-        encoded = encode_source(read_source(checkpoint, group, options));
-      } catch (...) {
-        failure = detail::capture_current_exception();
-      }
-    }
-    detail::agree(comm, failure, "export");
-  }
-  comm.bcast_bytes(encoded, 0);
+  const std::string encoded =
+      detail::agreed_from_rank0(comm, "export", [&] { return encode_source(read_source(checkpoint, group, options)); });
   const Source source = decode_source(encoded);
 
   const fs::path out_path = fs::absolute(out).lexically_normal();

@@ -127,19 +127,8 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
                                      const LoadCheckpointOptions& options) {
   const Comm comm(user_comm);
   const int rank = comm.rank();
-  std::string encoded;
-  {
-    std::optional<Failure> failure;
-    if (rank == 0) {
-      try {
-        encoded = encode(resolve(path, options));
-      } catch (...) {
-        failure = detail::capture_current_exception();
-      }
-    }
-    detail::agree(comm, failure, "load_checkpoint " + path);
-  }
-  comm.bcast_bytes(encoded, 0);
+  const std::string encoded =
+      detail::agreed_from_rank0(comm, "load_checkpoint " + path, [&] { return encode(resolve(path, options)); });
   const Resolved resolved = decode(encoded);
   LoadCheckpointResult result;
   for (const auto& f : resolved.files) result.files.push_back(f);

@@ -42,6 +42,18 @@ void run_agreed(const Comm& comm, std::string_view operation, F&& fn) {
   agree(comm, failure, operation);
 }
 
+// Rank 0 computes a value as bytes (a resolved path, a list of names, an encoded plan) and
+// every rank returns it; a failure on rank 0 is thrown on every rank.
+template <class F>
+std::string agreed_from_rank0(const Comm& comm, std::string_view operation, F&& compute) {
+  std::string value;
+  run_agreed(comm, operation, [&] {
+    if (comm.rank() == 0) value = std::forward<F>(compute)();
+  });
+  comm.bcast_bytes(value, 0);
+  return value;
+}
+
 // Like agree, but returns the agreed failure (on every rank) instead of throwing, so the
 // caller can clean up collectively first.
 std::optional<Failure> agree_failure(const Comm& comm, const std::optional<Failure>& local, std::string_view operation);
