@@ -47,10 +47,8 @@ int run_tool(int argc, char** argv, const ToolContext& context) {
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {
-      ckptio::tool::add_ls_command(app),
-      ckptio::tool::add_inspect_command(app),
-      ckptio::tool::add_export_command(app),
-      ckptio::tool::add_convert_command(app),
+      ckptio::tool::add_ls_command(app),     ckptio::tool::add_inspect_command(app),
+      ckptio::tool::add_export_command(app), ckptio::tool::add_convert_command(app),
       ckptio::tool::add_verify_command(app),
   };
 
