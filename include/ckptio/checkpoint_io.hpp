@@ -92,8 +92,17 @@ class CheckpointIO {
   // Wall-clock seconds of the most recent completed save, from the call to the commit (for
   // save_async including the background part); 0 before the first.
   double last_save_seconds() const;
-  // Bytes of host memory the staging buffer holds (it grows to the largest snapshot staged).
+  // Bytes of host memory the staging buffer holds (it grows to the largest snapshot staged,
+  // or reserved, and never shrinks).
   std::uint64_t staging_bytes() const;
+  // Collective (waits for a save in flight first). Grows this rank's staging buffer to at
+  // least `bytes` (per rank; ranks may differ) and faults its pages in now, so that the
+  // first save_async of a snapshot that fits does not pay for allocating and touching fresh
+  // memory inside the training loop; later save_asyncs reuse the buffer either way. The
+  // Snapshot overload reserves what save_async(snapshot) needs on this rank. Ignores
+  // max_staging_bytes (which only decides whether save_async stages at all).
+  void reserve_staging(std::uint64_t bytes);
+  void reserve_staging(const Snapshot& snapshot);
 
   // Collective (waits for a save in flight first, as do load_latest and latest). Loads `path` into the shards of
   // `targets` (any world size, any split) and returns the running state. `path` is a container file, a checkpoint file

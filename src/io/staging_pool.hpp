@@ -36,11 +36,15 @@ class StagingPool {
   Snapshot host_targets(const Snapshot& targets);
   void copy_to_device(const Snapshot& targets, const Snapshot& host_targets) const;
 
+  // Grows the pool to at least `bytes` (it never shrinks) and faults its pages in, so that
+  // the next stage() of up to `bytes` neither allocates nor takes page faults. Ordinary
+  // (unpinned) pools are 2 MiB aligned with a huge-page hint (core/host_memory.hpp).
+  void reserve(std::uint64_t bytes);
+
   std::uint64_t capacity() const { return capacity_; }
   bool pinned() const { return pinned_; }
 
  private:
-  std::byte* reserve(std::uint64_t bytes);
   template <class Place>
   Snapshot rebind(const Snapshot& snapshot, Shards which, Place&& place);
 
