@@ -142,6 +142,44 @@ TEST(AsyncSave, ReservedStagingIsUsedWithoutGrowingAndWritesWhatSaveWrites) {
   EXPECT_EQ(state.check(), "");
 }
 
+// Bytes of this process's mappings advised MADV_HUGEPAGE ("hg" in /proc/self/smaps).
+std::uint64_t huge_page_advised_bytes() {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uint64_t total = 0, size_kib = 0;
+  while (std::getline(smaps, line)) {
+    if (line.rfind("Size:", 0) == 0) size_kib = std::stoull(line.substr(5));
+    if (line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos) total += size_kib * 1024;
+  }
+  return total;
+}
+
+TEST(AsyncSave, StagingHugePagesOptionAdvisesThePool) {
+  if (detail::cuda::device_count() > 0) GTEST_SKIP() << "the pool is page-locked CUDA memory here";
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  const std::uint64_t bytes = 8u << 20;
+  {
+    const auto before = huge_page_advised_bytes();
+    CheckpointIO io(MPI_COMM_WORLD, dir.path());
+    io.reserve_staging(bytes);
+    EXPECT_EQ(huge_page_advised_bytes(), before);  // off by default
+  }
+  const auto before = huge_page_advised_bytes();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path(), {.staging_huge_pages = true});
+  io.reserve_staging(bytes);
+  EXPECT_GE(huge_page_advised_bytes(), before + bytes);
+  const fs::path path = io.save_async(state.snapshot());
+  EXPECT_EQ(io.staging_bytes(), bytes);  // the snapshot fits in what was reserved
+  io.wait();
+  state.poison();
+  io.load(path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+}
+
 TEST(AsyncSave, StagingCapFallsBackToSynchronousSave) {
   SharedTempDir dir;
   TestState state(mixed_specs(), world_rank(), world_size());

@@ -23,6 +23,11 @@ struct CheckpointOptions {
   // Most bytes of host memory save_async may use to stage a copy of the shards (0: no
   // limit). A save_async that would need more writes synchronously instead, with a warning.
   std::uint64_t max_staging_bytes = 0;
+  // Ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE) for save_async's
+  // staging buffer when it is ordinary (not page-locked) memory: fewer page faults and TLB
+  // misses, but each first touch zeroes 2 MiB; on the VM measured in docs/PERFORMANCE.md it
+  // made the first save_async slower and later ones no faster, so it is off by default.
+  bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
   // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.

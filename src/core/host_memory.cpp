@@ -27,7 +27,7 @@ constexpr std::size_t kStreamingMinimum = std::size_t{256} << 10;
 
 }  // namespace
 
-void* map_host_pages(std::size_t bytes) {
+void* map_host_pages(std::size_t bytes, bool huge_pages) {
   const std::size_t size = mapped_bytes(bytes);
   // Map one huge page more than needed and trim both ends to a huge-page boundary.
   const std::size_t span = size + kHugePageBytes;
@@ -39,7 +39,7 @@ void* map_host_pages(std::size_t bytes) {
   const std::uintptr_t end = start + span;
   if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
   void* pointer = reinterpret_cast<void*>(aligned);
-  ::madvise(pointer, size, MADV_HUGEPAGE);  // a hint: without THP support it fails, harmlessly
+  if (huge_pages) ::madvise(pointer, size, MADV_HUGEPAGE);  // a hint: without THP it fails, harmlessly
   return pointer;
 }
 

@@ -10,10 +10,12 @@ namespace ckptio::detail {
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
 // An anonymous private mapping of at least `bytes` (rounded up to kHugePageBytes), aligned to
-// kHugePageBytes and advised MADV_HUGEPAGE, so that the kernel may back it with huge pages
-// (fewer faults and TLB misses) where transparent huge pages are in "madvise" or "always"
-// mode. Not faulted in: see fault_in_pages. Throws std::bad_alloc when it cannot map.
-void* map_host_pages(std::size_t bytes);
+// kHugePageBytes. With `huge_pages` it is advised MADV_HUGEPAGE, so that the kernel may back
+// it with huge pages (fewer faults and TLB misses) where transparent huge pages are in
+// "madvise" or "always" mode; faulting in huge pages can also be slower (zeroing 2 MiB at a
+// time, compaction; measured in docs/PERFORMANCE.md). Not faulted in: see fault_in_pages.
+// Throws std::bad_alloc when it cannot map.
+void* map_host_pages(std::size_t bytes, bool huge_pages);
 // Unmaps what map_host_pages(bytes) returned (the same `bytes`).
 void unmap_host_pages(void* pointer, std::size_t bytes) noexcept;
 

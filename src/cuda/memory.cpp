@@ -48,7 +48,7 @@ void copy(void* dst, const void* src, std::size_t bytes, int device, cudaMemcpyK
 
 bool device_supported() noexcept { return true; }
 
-void* alloc_host(std::size_t bytes, bool& pinned) {
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages) {
   pinned = false;
   if (bytes == 0) bytes = 1;
   if (device_count() > 0) {
@@ -59,7 +59,7 @@ void* alloc_host(std::size_t bytes, bool& pinned) {
     }
     cudaGetLastError();
   }
-  return map_host_pages(bytes);
+  return map_host_pages(bytes, huge_pages);
 }
 
 void free_host(void* pointer, std::size_t bytes, bool pinned) noexcept {

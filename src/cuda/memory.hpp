@@ -11,10 +11,10 @@ namespace ckptio::detail::cuda {
 bool device_supported() noexcept;
 
 // Page-locked host memory when CUDA is built in and a device is usable (faster and
-// asynchronous DMA), otherwise pages of map_host_pages (core/host_memory.hpp: 2 MiB aligned,
-// huge-page hint; not yet faulted in). free_host must get what alloc_host gave, with the
-// same `bytes` and `pinned` answer.
-void* alloc_host(std::size_t bytes, bool& pinned);
+// asynchronous DMA), otherwise pages of map_host_pages(bytes, huge_pages) (core/host_memory.hpp:
+// 2 MiB aligned; not yet faulted in). free_host must get what alloc_host gave, with the same
+// `bytes` and `pinned` answer.
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages = false);
 void free_host(void* pointer, std::size_t bytes, bool pinned) noexcept;
 
 // Copies `bytes` between device memory on `device` and host memory, on a stream of the

@@ -16,9 +16,9 @@ namespace {
 
 bool device_supported() noexcept { return false; }
 
-void* alloc_host(std::size_t bytes, bool& pinned) {
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages) {
   pinned = false;
-  return map_host_pages(bytes);
+  return map_host_pages(bytes, huge_pages);
 }
 
 void free_host(void* pointer, std::size_t bytes, bool) noexcept { unmap_host_pages(pointer, bytes); }

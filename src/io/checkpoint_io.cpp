@@ -255,6 +255,7 @@ struct CheckpointIO::Impl {
 CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->comm = Comm(comm);
   impl_->options = options;
+  impl_->staging.set_huge_pages(options.staging_huge_pages);
   impl_->root = fs::absolute(root).lexically_normal();
   if (impl_->root.has_filename() == false) impl_->root = impl_->root.parent_path();
   run_agreed(impl_->comm, "open checkpoint root", [&] {

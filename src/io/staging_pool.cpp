@@ -41,10 +41,11 @@ void StagingPool::reserve(std::uint64_t bytes) {
   cuda::free_host(buffer_, capacity_, pinned_);
   buffer_ = nullptr;
   capacity_ = 0;
-  buffer_ = cuda::alloc_host(bytes, pinned_);
+  buffer_ = cuda::alloc_host(bytes, pinned_, huge_pages_);
   capacity_ = bytes;
-  // Here one madvise faults the pool in with huge pages several times faster than the
-  // copies would, page by page (docs/PERFORMANCE.md); pinned memory is resident already.
+  // Now, in one madvise, rather than page by page inside the copies: as fast or faster
+  // (docs/PERFORMANCE.md), and reserve_staging moves it out of the training loop. Pinned
+  // memory is resident already.
   if (!pinned_) fault_in_pages(buffer_, bytes);
 }
 

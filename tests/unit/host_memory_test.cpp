@@ -43,14 +43,13 @@ std::string vm_flags_of(void* pointer) {
   return "";
 }
 
-TEST(HostMemory, MappingIsHugePageAlignedAdvisedAndFaultedInOnRequest) {
+TEST(HostMemory, MappingIsHugePageAlignedAndFaultedInOnRequest) {
   const std::size_t bytes = 3 * kHugePageBytes + 12345;
-  void* p = map_host_pages(bytes);
+  void* p = map_host_pages(bytes, false);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % kHugePageBytes, 0u);
-  EXPECT_EQ(resident_pages(p, bytes), 0u);                           // nothing touched yet
-  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))  // a kernel with THP records the hint
-    EXPECT_NE(vm_flags_of(p).find(" hg"), std::string::npos) << vm_flags_of(p);
+  EXPECT_EQ(resident_pages(p, bytes), 0u);                                     // nothing touched yet
+  EXPECT_EQ(vm_flags_of(p).find(" hg"), std::string::npos) << vm_flags_of(p);  // no huge-page advice
   fault_in_pages(p, bytes);
   const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   EXPECT_EQ(resident_pages(p, bytes), (bytes + page - 1) / page);
@@ -58,9 +57,22 @@ TEST(HostMemory, MappingIsHugePageAlignedAdvisedAndFaultedInOnRequest) {
   unmap_host_pages(p, bytes);
 }
 
+TEST(HostMemory, HugePagesAreAdvisedWhenAsked) {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  const std::size_t bytes = 2 * kHugePageBytes;
+  void* p = map_host_pages(bytes, true);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % kHugePageBytes, 0u);
+  EXPECT_NE(vm_flags_of(p).find(" hg"), std::string::npos) << vm_flags_of(p);  // MADV_HUGEPAGE recorded
+  fault_in_pages(p, bytes);
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  EXPECT_EQ(resident_pages(p, bytes), bytes / page);
+  unmap_host_pages(p, bytes);
+}
+
 TEST(HostMemory, FaultingInKeepsContents) {
   const std::size_t bytes = kHugePageBytes;
-  auto* p = static_cast<unsigned char*>(map_host_pages(bytes));
+  auto* p = static_cast<unsigned char*>(map_host_pages(bytes, false));
   std::memset(p, 0xA5, bytes / 2);
   fault_in_pages(p, bytes);
   EXPECT_EQ(p[0], 0xA5);
@@ -73,7 +85,7 @@ TEST(HostMemory, StreamingCopyEqualsMemcpyForEverySizeAndSourceOffset) {
   const std::size_t big = (std::size_t{1} << 20) + 77;  // above the streaming threshold, odd tail
   std::vector<unsigned char> source(big + 64);
   for (std::size_t i = 0; i < source.size(); ++i) source[i] = static_cast<unsigned char>(i * 131 + 7);
-  void* destination = map_host_pages(big + 64);
+  void* destination = map_host_pages(big + 64, false);
   for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{4096}, std::size_t{256} << 10, big})
     for (std::size_t offset : {0, 1, 13}) {
       std::memset(destination, 0, big + 64);
