@@ -26,6 +26,27 @@ void check(ncclResult_t rc, const std::string& what, ncclComm_t comm = nullptr) 
   throw IoError("NCCL: " + what + ": " + detail);
 }
 
+// Makes `device` current and restores the caller's current device on leaving, so that the
+// application's choice of device is not changed behind its back.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      cudaGetLastError();
+      previous_ = -1;
+    }
+    check(cudaSetDevice(device), "select device " + std::to_string(device));
+  }
+  ~DeviceScope() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
 }  // namespace
 
 struct NcclComm::State {
@@ -33,12 +54,15 @@ struct NcclComm::State {
   cudaStream_t stream = nullptr;
   int device = 0;
   ~State() {
+    int previous = -1;
+    if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
     cudaSetDevice(device);
     if (comm) {
       if (const ncclResult_t rc = ncclCommDestroy(comm); rc != ncclSuccess)
         log_warn("NCCL: destroying the communicator failed: ", ncclGetErrorString(rc));
     }
     if (stream) cudaStreamDestroy(stream);
+    if (previous >= 0) cudaSetDevice(previous);
   }
 };
 
@@ -64,7 +88,7 @@ NcclComm::NcclComm(const std::string& unique_id, int nranks, int rank, int devic
   std::memcpy(id.internal, unique_id.data(), sizeof id.internal);
   auto state = std::make_unique<State>();
   state->device = device;
-  check(cudaSetDevice(device), "select device " + std::to_string(device));
+  const DeviceScope scope(device);
   check(cudaStreamCreateWithFlags(&state->stream, cudaStreamNonBlocking), "create an NCCL stream");
   check(ncclCommInitRank(&state->comm, nranks, id, rank), "create a communicator of " + std::to_string(nranks) +
                                                               " ranks (rank " + std::to_string(rank) + ", device " +
@@ -82,7 +106,7 @@ int NcclComm::device() const { return state_ ? state_->device : -1; }
 void NcclComm::exchange(const std::vector<NcclTransfer>& transfers) {
   if (transfers.empty()) return;
   if (!state_) throw UsageError("NCCL: exchange on an empty communicator");
-  check(cudaSetDevice(state_->device), "select device " + std::to_string(state_->device));
+  const DeviceScope scope(state_->device);
   check(ncclGroupStart(), "start a group", state_->comm);
   ncclResult_t rc = ncclSuccess;
   std::string failed;
