@@ -887,7 +887,9 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   const auto read_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_read)));
   const auto received_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received)));
   const auto nccl_total =
-      static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received_nccl)));
+      detail::cuda::nccl_supported()
+          ? static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received_nccl)))
+          : 0.0;
   detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
                    " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s; read ", human_bytes(read_total),
                    " from the file, ", human_bytes(received_total), " of replicas from other ranks",
