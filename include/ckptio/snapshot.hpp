@@ -67,6 +67,9 @@ struct LoadResult {
   // read a piece it shares with others (a replicated tensor is read once, then sent).
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_received = 0;
+  // The part of bytes_received that came from device to device over NCCL (a load into CUDA
+  // device memory in a build with NCCL, every rank on a GPU of its own); 0 otherwise.
+  std::uint64_t bytes_received_nccl = 0;
 };
 
 }  // namespace ckptio

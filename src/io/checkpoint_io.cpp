@@ -29,6 +29,7 @@
 #include "h5/library_lock.hpp"
 #include "h5/running_state_codec.hpp"
 #include "io/background_save.hpp"
+#include "io/device_replicas.hpp"
 #include "io/fs_util.hpp"
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
@@ -180,18 +181,21 @@ std::string join_keys(const std::vector<KeyReport::Key>& keys) {
 }  // namespace
 
 // Sends every piece of the read plan that several ranks asked for from the rank that read it
-// to the others (point to point, in plan order, which every rank shares); returns the bytes
-// this rank received. Collective over comm.
+// to the others (point to point, in plan order, which every rank shares), except those that
+// go over NCCL (`on_devices`); returns the bytes this rank received. Collective over comm.
 template <class PieceMemory>
-std::uint64_t send_replicas(const Comm& comm, const detail::WritePlan& plan, PieceMemory&& piece_memory) {
+std::uint64_t send_replicas(const Comm& comm, const detail::WritePlan& plan, const detail::DevicePieces& on_devices,
+                            PieceMemory&& piece_memory) {
   constexpr std::uint64_t kChunk = std::uint64_t{1} << 30;  // MPI counts are ints
   const int rank = comm.rank();
   std::vector<MPI_Request> pending;
   std::uint64_t received = 0;
   int tag = 0;
-  for (const auto& t : plan.tensors) {
-    for (const auto& p : t.pieces) {
-      if (p.holders.size() < 2) continue;
+  for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) {
+    const auto& t = plan.tensors[ti];
+    for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
+      const auto& p = t.pieces[pi];
+      if (p.holders.size() < 2 || (!on_devices[ti].empty() && on_devices[ti][pi])) continue;
       tag = (tag + 1) % 32768;  // pairs exchange in plan order; MPI keeps that order per tag
       for (std::size_t h = 0; h < p.holders.size(); ++h) {
         const int holder = p.holders[h];
@@ -221,6 +225,8 @@ std::uint64_t send_replicas(const Comm& comm, const detail::WritePlan& plan, Pie
 
 struct CheckpointIO::Impl {
   Comm comm;
+  // Declared after comm, so destroyed before it.
+  detail::NcclState nccl;
   fs::path root;
   CheckpointOptions options;
   detail::RootLock lock;  // held by rank 0
@@ -246,7 +252,10 @@ struct CheckpointIO::Impl {
   fs::path save_from_any_memory(const Snapshot& snapshot);
   LoadResult load_into_any_memory(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
   fs::path save(const Snapshot& snapshot);
-  LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options);
+  // `device_targets`: for a load into device memory, the caller's targets, of which `targets`
+  // holds host copies (StagingPool::host_targets); copied to the devices at the end.
+  LoadResult load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options,
+                       const Snapshot* device_targets = nullptr);
   fs::path resolve(const fs::path& path);
   std::vector<std::string> load_candidates();
   void prune_and_clean(const std::string& committed_name);
@@ -322,7 +331,8 @@ fs::path CheckpointIO::Impl::save_from_any_memory(const Snapshot& snapshot) {
   return save(staged ? host_copy : snapshot);
 }
 
-// Loads into host buffers for the device shards, then copies them to the devices.
+// Loads into host buffers for the device shards, then copies them to the devices (in
+// load_file, which sends replicated pieces between devices over NCCL where it can).
 LoadResult CheckpointIO::Impl::load_into_any_memory(const fs::path& file, const Snapshot& targets,
                                                     const LoadOptions& load_options) {
   if (!detail::cuda::device_supported()) return load_file(file, targets, load_options);
@@ -334,11 +344,7 @@ LoadResult CheckpointIO::Impl::load_into_any_memory(const fs::path& file, const 
     host_targets = device_staging.host_targets(targets);
     staged = true;
   });
-  LoadResult result = load_file(file, staged ? host_targets : targets, load_options);
-  run_agreed(comm, "load: copy tensors to device memory", [&] {
-    if (staged) device_staging.copy_to_device(targets, host_targets);
-  });
-  return result;
+  return load_file(file, staged ? host_targets : targets, load_options, staged ? &targets : nullptr);
 }
 
 fs::path CheckpointIO::save_async(const Snapshot& snapshot) { return impl_->save_async(snapshot); }
@@ -713,7 +719,8 @@ LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, con
   return impl_->load_into_any_memory(impl_->resolve(path), targets, options);
 }
 
-LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options) {
+LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options,
+                                         const Snapshot* device_targets) {
   const std::lock_guard hdf5_lock(detail::h5::library_mutex());
   const auto start = std::chrono::steady_clock::now();
   const int rank = comm.rank();
@@ -868,15 +875,44 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
   run_agreed(comm, "load: close " + file_name, [&] { reader->close(); });
   result.bytes_read = read_plan.bytes_per_rank[rank];
-  result.bytes_received = send_replicas(comm, read_plan, piece_memory);
   reader.reset();
+
+  // Replicated pieces between device shards go from device to device over NCCL, after the
+  // readers' copies reached their devices; the others over MPI in host memory first.
+  std::vector<int> request_devices;
+  std::vector<const TensorShard*> device_shards;
+  for (const LocalTensor* t : request_tensor) {
+    const TensorShard* d = device_targets ? device_targets->group(kGroupNames[t->group])->find(*t->name) : nullptr;
+    device_shards.push_back(d);
+    request_devices.push_back(d ? d->device : kHostMemory);
+  }
+  const detail::DevicePieces on_devices = detail::plan_device_replicas(comm, nccl, read_plan, request_devices);
+  result.bytes_received = send_replicas(comm, read_plan, on_devices, piece_memory);
+  if (detail::cuda::device_supported()) {  // the same on every rank
+    run_agreed(comm, "load: copy tensors to device memory", [&] {
+      if (device_targets) device_staging.copy_to_device(*device_targets, targets);
+    });
+    // Pieces go over NCCL only when every rank loads into device memory.
+    result.bytes_received_nccl =
+        detail::send_device_replicas(comm, nccl, read_plan, on_devices, [&](int decl, int segment) {
+          const LocalTensor& t = *request_tensor[decl];
+          return static_cast<char*>(device_shards[decl]->data) +
+                 static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
+        });
+    result.bytes_received += result.bytes_received_nccl;
+  }
 
   const double seconds = comm.allreduce_max(seconds_since(start));
   const auto read_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_read)));
   const auto received_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received)));
+  const auto nccl_total =
+      detail::cuda::nccl_supported()
+          ? static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received_nccl)))
+          : 0.0;
   detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
                    " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s; read ", human_bytes(read_total),
-                   " from the file, ", human_bytes(received_total), " of replicas from other ranks");
+                   " from the file, ", human_bytes(received_total), " of replicas from other ranks",
+                   nccl_total > 0 ? " (" + human_bytes(nccl_total) + " of them over NCCL)" : std::string());
   return result;
 }
 
