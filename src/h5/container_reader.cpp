@@ -83,16 +83,35 @@ void ContainerReader::read_header() {
 ContainerReader::~ContainerReader() {
   windows_.clear();
   tensors_.clear();
+  groups_.clear();
   file_.reset();
 }
 
-Handle ContainerReader::open_dataset(const char* path) {
-  const htri_t exists = H5Lexists(file_.get(), path, H5P_DEFAULT);
+Handle ContainerReader::open_dataset(const char* path) { return open_dataset_in(file_.get(), path, path); }
+
+Handle ContainerReader::open_dataset_in(hid_t location, const char* name, const std::string& path) {
+  // Opened first and looked up only when that fails: one traversal instead of two.
+  const hid_t dset = H5Dopen2(location, name, H5P_DEFAULT);
+  if (dset >= 0) return Handle(dset);
+  const std::string stack = take_error_stack();
+  const htri_t exists = H5Lexists(location, name, H5P_DEFAULT);
   if (exists <= 0) {
     take_error_stack();
     throw FormatError(path_ + " has no dataset " + path);
   }
-  return checked(H5Dopen2(file_.get(), path, H5P_DEFAULT), "open " + std::string(path) + " in " + path_);
+  throw IoError("open " + path + " in " + path_ + ": " + stack);
+}
+
+hid_t ContainerReader::tensor_group(const std::string& group, const std::string& where) {
+  if (auto it = groups_.find(group); it != groups_.end()) return it->second.get();
+  const std::string path = "/" + group;
+  const htri_t exists = H5Lexists(file_.get(), path.c_str(), H5P_DEFAULT);
+  if (exists <= 0) {
+    take_error_stack();
+    throw FormatError(path_ + " has no dataset " + where);
+  }
+  Handle g = checked(H5Gopen2(file_.get(), path.c_str(), H5P_DEFAULT), "open " + path + " in " + path_);
+  return groups_.emplace(group, std::move(g)).first->second.get();
 }
 
 std::uint64_t ContainerReader::dataset_elements(const char* path) {
@@ -160,7 +179,7 @@ ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& gr
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
-  ds.dataset = open_dataset(where.c_str());
+  ds.dataset = open_dataset_in(tensor_group(group, where), name.c_str(), where);
   ds.type = datatype_for(dtype);
   Handle file_type = checked(H5Dget_type(ds.dataset.get()), "get type of " + where);
   if (H5Tequal(file_type.get(), ds.type.get()) <= 0)
@@ -269,6 +288,7 @@ void ContainerReader::read_block_unchecked(const std::string& group, const std::
 void ContainerReader::close() {
   windows_.clear();
   tensors_.clear();
+  groups_.clear();
   std::string error;
   if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);
 }

@@ -79,6 +79,9 @@ class ContainerReader {
   void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
   OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
   Handle open_dataset(const char* path);
+  // `name` under `location`; `path` names it in messages.
+  Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
+  hid_t tensor_group(const std::string& group, const std::string& where);
   void read_header();
   std::string read_bytes_unchecked(const char* path, std::uint64_t max_bytes);
   std::string read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes);
@@ -92,6 +95,7 @@ class ContainerReader {
   int format_version_ = 0;
   RootAttributes attributes_;
   std::map<std::string, OpenDataset> tensors_;
+  std::map<std::string, Handle> groups_;  // tensor groups, opened once
   RawFile raw_file_;
   std::vector<Window> windows_;  // sorted, disjoint
 };

@@ -64,12 +64,12 @@ ContainerWriter::~ContainerWriter() {
 }
 
 void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
-  std::vector<std::string> made;
+  std::map<std::string, hid_t> made;  // group -> its handle: datasets are created relative to it
   for (const auto& s : specs) {
-    if (std::find(made.begin(), made.end(), s.group) != made.end()) continue;
+    if (made.count(s.group)) continue;
     groups_.push_back(checked(H5Gcreate2(file_.get(), ("/" + s.group).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                               "create group /" + s.group + " in " + path_));
-    made.push_back(s.group);
+    made.emplace(s.group, groups_.back().get());
   }
   Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), "create dataset creation list");
   // Every element is written by some rank, so the fill pass (~40% of write time) is waste.
@@ -81,9 +81,9 @@ void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
     const std::string where = "/" + s.group + "/" + s.name;
     Handle type = datatype_for(s.dtype);
     Handle space = make_dataspace(s.shape, "dataspace for " + where);
-    Handle dset =
-        checked(H5Dcreate2(file_.get(), where.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                "create dataset " + where + " in " + path_);
+    Handle dset = checked(
+        H5Dcreate2(made.at(s.group), s.name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+        "create dataset " + where + " in " + path_);
     write_string_attribute(dset.get(), kAttrDType, std::string(dtype_name(s.dtype)));
     // Contiguous, allocated now and never filled: HDF5 writes nothing more into its data.
     raw_targets_.push_back({coalescing_ ? raw_data_address(dset.get()) : std::nullopt, s.shape, dtype_size(s.dtype)});
