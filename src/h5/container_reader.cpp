@@ -55,10 +55,10 @@ ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_
   file_ = Handle(file);
   reading(path, [&] { read_header(); });
   raw_file_ = RawFile(file_.get());
-  // Direct reads stay inside the file's allocated space; beyond it HDF5 reports the damage.
-  haddr_t eoa = 0;
-  if (H5Fget_eoa(file_.get(), &eoa) >= 0) {
-    end_of_allocation_ = static_cast<std::uint64_t>(eoa);
+  // Direct reads stay inside the file; beyond its end HDF5 reports the damage.
+  hsize_t file_size = 0;
+  if (H5Fget_filesize(file_.get(), &file_size) >= 0) {
+    end_of_file_ = static_cast<std::uint64_t>(file_size);
   } else {
     take_error_stack();
     raw_file_ = RawFile();
@@ -207,8 +207,7 @@ ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& gr
     ds.shape = shape;
     ds.esz = dtype_size(dtype);
     const auto bytes = static_cast<std::uint64_t>(element_count(shape)) * ds.esz;
-    if (ds.address && (*ds.address > end_of_allocation_ || bytes > end_of_allocation_ - *ds.address))
-      ds.address.reset();
+    if (ds.address && (*ds.address > end_of_file_ || bytes > end_of_file_ - *ds.address)) ds.address.reset();
   }
   return tensors_.emplace(where, std::move(ds)).first->second;
 }

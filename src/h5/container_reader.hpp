@@ -97,8 +97,8 @@ class ContainerReader {
   std::map<std::string, OpenDataset> tensors_;
   std::map<std::string, Handle> groups_;  // tensor groups, opened once
   RawFile raw_file_;
-  std::uint64_t end_of_allocation_ = 0;  // of the file, from its superblock
-  std::vector<Window> windows_;          // sorted, disjoint
+  std::uint64_t end_of_file_ = 0;
+  std::vector<Window> windows_;  // sorted, disjoint
 };
 
 }  // namespace ckptio::detail::h5
