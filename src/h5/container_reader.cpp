@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -53,6 +54,15 @@ ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_
   if (file < 0) throw FormatError("cannot open " + path + " as HDF5 (damaged or truncated?): " + take_error_stack());
   file_ = Handle(file);
   reading(path, [&] { read_header(); });
+  raw_file_ = RawFile(file_.get());
+  // Direct reads stay inside the file; beyond its end HDF5 reports the damage.
+  hsize_t file_size = 0;
+  if (H5Fget_filesize(file_.get(), &file_size) >= 0) {
+    end_of_file_ = static_cast<std::uint64_t>(file_size);
+  } else {
+    take_error_stack();
+    raw_file_ = RawFile();
+  }
 }
 
 void ContainerReader::read_header() {
@@ -79,17 +89,37 @@ void ContainerReader::read_header() {
 }
 
 ContainerReader::~ContainerReader() {
+  windows_.clear();
   tensors_.clear();
+  groups_.clear();
   file_.reset();
 }
 
-Handle ContainerReader::open_dataset(const char* path) {
-  const htri_t exists = H5Lexists(file_.get(), path, H5P_DEFAULT);
+Handle ContainerReader::open_dataset(const char* path) { return open_dataset_in(file_.get(), path, path); }
+
+Handle ContainerReader::open_dataset_in(hid_t location, const char* name, const std::string& path) {
+  // Opened first and looked up only when that fails: one traversal instead of two.
+  const hid_t dset = H5Dopen2(location, name, H5P_DEFAULT);
+  if (dset >= 0) return Handle(dset);
+  const std::string stack = take_error_stack();
+  const htri_t exists = H5Lexists(location, name, H5P_DEFAULT);
   if (exists <= 0) {
     take_error_stack();
     throw FormatError(path_ + " has no dataset " + path);
   }
-  return checked(H5Dopen2(file_.get(), path, H5P_DEFAULT), "open " + std::string(path) + " in " + path_);
+  throw IoError("open " + path + " in " + path_ + ": " + stack);
+}
+
+hid_t ContainerReader::tensor_group(const std::string& group, const std::string& where) {
+  if (auto it = groups_.find(group); it != groups_.end()) return it->second.get();
+  const std::string path = "/" + group;
+  const htri_t exists = H5Lexists(file_.get(), path.c_str(), H5P_DEFAULT);
+  if (exists <= 0) {
+    take_error_stack();
+    throw FormatError(path_ + " has no dataset " + where);
+  }
+  Handle g = checked(H5Gopen2(file_.get(), path.c_str(), H5P_DEFAULT), "open " + path + " in " + path_);
+  return groups_.emplace(group, std::move(g)).first->second.get();
 }
 
 std::uint64_t ContainerReader::dataset_elements(const char* path) {
@@ -157,7 +187,7 @@ ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& gr
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
-  ds.dataset = open_dataset(where.c_str());
+  ds.dataset = open_dataset_in(tensor_group(group, where), name.c_str(), where);
   ds.type = datatype_for(dtype);
   Handle file_type = checked(H5Dget_type(ds.dataset.get()), "get type of " + where);
   if (H5Tequal(file_type.get(), ds.type.get()) <= 0)
@@ -172,7 +202,71 @@ ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& gr
   if (file_shape != shape)
     throw FormatError("dataset " + where + " in " + path_ + " has shape " + shape_to_string(file_shape) +
                       " but its index says " + shape_to_string(shape));
+  if (raw_file_.usable()) {
+    ds.address = raw_data_address(ds.dataset.get());
+    ds.shape = shape;
+    ds.esz = dtype_size(dtype);
+    const auto bytes = static_cast<std::uint64_t>(element_count(shape)) * ds.esz;
+    if (ds.address && (*ds.address > end_of_file_ || bytes > end_of_file_ - *ds.address)) ds.address.reset();
+  }
   return tensors_.emplace(where, std::move(ds)).first->second;
+}
+
+void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) {
+  reading(path_, [&] { plan_reads_unchecked(requests); });
+}
+
+void ContainerReader::plan_reads_unchecked(const std::vector<BlockRequest>& requests) {
+  // Blocks up to kSmall bytes join windows; ranges at most kGap apart share one; a window
+  // holds at most kWindow bytes, all windows together at most kTotal.
+  constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20, kTotal = 64 << 20;
+  windows_.clear();
+  if (!raw_file_.usable()) return;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // begin, end
+  std::uint64_t total = 0;
+  for (const auto& r : requests) {
+    const OpenDataset& ds = open_tensor(*r.group, *r.name, r.dtype, *r.shape);
+    if (!ds.address) continue;
+    const auto range = contiguous_range(ds.shape, *r.block, ds.esz);
+    if (!range || range->bytes == 0 || range->bytes > kSmall) continue;
+    ranges.emplace_back(*ds.address + range->offset, *ds.address + range->offset + range->bytes);
+    total += range->bytes;
+    if (total > kTotal) break;
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::uint64_t held = 0;
+  for (const auto& [begin, end] : ranges) {
+    if (!windows_.empty() && begin <= windows_.back().end + kGap && end - windows_.back().begin <= kWindow) {
+      held += end > windows_.back().end ? end - windows_.back().end : 0;
+      windows_.back().end = std::max(windows_.back().end, end);
+    } else {
+      if (held + (end - begin) > kTotal) break;
+      held += end - begin;
+      windows_.push_back({begin, end, {}});
+    }
+  }
+  // A window of one range saves nothing.
+  std::erase_if(windows_, [&](const Window& w) {
+    const auto first = std::lower_bound(ranges.begin(), ranges.end(), std::make_pair(w.begin, std::uint64_t{0}));
+    return first + 1 >= ranges.end() || (first + 1)->first >= w.end;
+  });
+}
+
+void ContainerReader::read_raw(std::uint64_t address, std::uint64_t bytes, void* out) {
+  auto it = std::upper_bound(windows_.begin(), windows_.end(), address,
+                             [](std::uint64_t a, const Window& w) { return a < w.begin; });
+  if (it != windows_.begin()) {
+    Window& w = *std::prev(it);
+    if (address >= w.begin && address + bytes <= w.end) {
+      if (w.data.empty()) {
+        w.data.resize(w.end - w.begin);
+        raw_file_.read_at(w.begin, w.data.data(), w.data.size(), "read " + path_);
+      }
+      std::memcpy(out, w.data.data() + (address - w.begin), bytes);
+      return;
+    }
+  }
+  raw_file_.read_at(address, out, bytes, "read " + path_);
 }
 
 void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
@@ -183,6 +277,12 @@ void ContainerReader::read_block(const std::string& group, const std::string& na
 void ContainerReader::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
                                            const Shape& shape, const Block& block, void* out) {
   OpenDataset& ds = open_tensor(group, name, dtype, shape);
+  if (ds.address) {
+    if (const auto range = contiguous_range(ds.shape, block, ds.esz)) {
+      if (range->bytes > 0) read_raw(*ds.address + range->offset, range->bytes, out);
+      return;
+    }
+  }
   const std::string where = "/" + group + "/" + name;
   if (block.count.empty()) {
     check(H5Dread(ds.dataset.get(), ds.type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "read " + where);
@@ -196,7 +296,9 @@ void ContainerReader::read_block_unchecked(const std::string& group, const std::
 }
 
 void ContainerReader::close() {
+  windows_.clear();
   tensors_.clear();
+  groups_.clear();
   std::string error;
   if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);
 }

@@ -47,6 +47,8 @@ ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const F
   file_ = checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "create " + path);
   dxpl_independent_ = checked(H5Pcreate(H5P_DATASET_XFER), "create transfer list");
   check(H5Pset_dxpl_mpio(dxpl_independent_.get(), H5FD_MPIO_INDEPENDENT), "set independent transfers");
+  raw_file_ = RawFile(file_.get());
+  if (raw_file_.usable()) coalescing_.emplace(raw_file_, path);
   groups_.push_back(checked(H5Gcreate2(file_.get(), kMetaGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                             "create group " + std::string(kMetaGroup) + " in " + path));
 }
@@ -62,12 +64,12 @@ ContainerWriter::~ContainerWriter() {
 }
 
 void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
-  std::vector<std::string> made;
+  std::map<std::string, hid_t> made;  // group -> its handle: datasets are created relative to it
   for (const auto& s : specs) {
-    if (std::find(made.begin(), made.end(), s.group) != made.end()) continue;
+    if (made.count(s.group)) continue;
     groups_.push_back(checked(H5Gcreate2(file_.get(), ("/" + s.group).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                               "create group /" + s.group + " in " + path_));
-    made.push_back(s.group);
+    made.emplace(s.group, groups_.back().get());
   }
   Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), "create dataset creation list");
   // Every element is written by some rank, so the fill pass (~40% of write time) is waste.
@@ -79,10 +81,12 @@ void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
     const std::string where = "/" + s.group + "/" + s.name;
     Handle type = datatype_for(s.dtype);
     Handle space = make_dataspace(s.shape, "dataspace for " + where);
-    Handle dset =
-        checked(H5Dcreate2(file_.get(), where.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                "create dataset " + where + " in " + path_);
+    Handle dset = checked(
+        H5Dcreate2(made.at(s.group), s.name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+        "create dataset " + where + " in " + path_);
     write_string_attribute(dset.get(), kAttrDType, std::string(dtype_name(s.dtype)));
+    // Contiguous, allocated now and never filled: HDF5 writes nothing more into its data.
+    raw_targets_.push_back({coalescing_ ? raw_data_address(dset.get()) : std::nullopt, s.shape, dtype_size(s.dtype)});
     datasets_.push_back(std::move(dset));
     datatypes_.push_back(std::move(type));
   }
@@ -90,6 +94,13 @@ void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
 
 void ContainerWriter::write_block(std::size_t index, const Block& block, const void* data) {
   const hid_t dset = datasets_.at(index).get();
+  const RawTarget& raw = raw_targets_[index];
+  if (raw.address) {
+    if (const auto range = contiguous_range(raw.shape, block, raw.esz)) {
+      coalescing_->write(*raw.address + range->offset, data, range->bytes);
+      return;
+    }
+  }
   if (block.count.empty()) {  // scalar
     check(H5Dwrite(dset, datatypes_[index].get(), H5S_ALL, H5S_ALL, dxpl_independent_.get(), data),
           "write scalar dataset in " + path_);
@@ -100,6 +111,10 @@ void ContainerWriter::write_block(std::size_t index, const Block& block, const v
   Handle mem_space = make_dataspace({block_elements(block)}, "memory dataspace");
   check(H5Dwrite(dset, datatypes_[index].get(), mem_space.get(), file_space.get(), dxpl_independent_.get(), data),
         "write block " + describe_block(block) + " of dataset #" + std::to_string(index) + " in " + path_);
+}
+
+void ContainerWriter::flush_blocks() {
+  if (coalescing_) coalescing_->flush();
 }
 
 void ContainerWriter::create_bytes_dataset(const char* path, std::uint64_t bytes) {
@@ -156,6 +171,8 @@ void ContainerWriter::write_root_attributes(const RootAttributes& a) {
 }
 
 void ContainerWriter::close() {
+  flush_blocks();
+  coalescing_.reset();
   datasets_.clear();
   byte_datasets_.clear();
   groups_.clear();

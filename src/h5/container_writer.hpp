@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
 #include "h5/h5_handle.hpp"
+#include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
 
@@ -57,8 +59,11 @@ class ContainerWriter {
   // Collective: the groups that have tensors, then one dataset per spec, in order.
   void create_datasets(const std::vector<DatasetSpec>& specs);
   // Independent: writes `block` of dataset `index` (order of create_datasets) from `data`,
-  // which holds the block's elements contiguously in row-major order.
+  // which holds the block's elements contiguously in row-major order. A block that is one
+  // contiguous range of the file may be buffered with its neighbours until flush_blocks().
   void write_block(std::size_t index, const Block& block, const void* data);
+  // Independent: writes what write_block buffered. Call after the last write_block.
+  void flush_blocks();
 
   // Collective: creates a 1-D byte dataset of `bytes` bytes (under /_ckptio).
   void create_bytes_dataset(const char* path, std::uint64_t bytes);
@@ -79,6 +84,14 @@ class ContainerWriter {
   Handle dxpl_independent_;
   std::vector<Handle> datasets_;
   std::vector<Handle> datatypes_;
+  struct RawTarget {
+    std::optional<std::uint64_t> address;  // of the raw data, when it can be written directly
+    Shape shape;
+    std::size_t esz = 0;
+  };
+  std::vector<RawTarget> raw_targets_;  // parallel to datasets_
+  RawFile raw_file_;
+  std::optional<CoalescingWriter> coalescing_;
   std::vector<Handle> groups_;
   std::vector<std::pair<std::string, Handle>> byte_datasets_;  // metadata datasets by path
   hid_t metadata_dataset(const char* path);

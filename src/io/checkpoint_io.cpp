@@ -554,6 +554,7 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
           my_checksums.append(reinterpret_cast<const char*>(sums.chunks.data()), sums.chunks.size() * 8);
       }
     }
+    writer->flush_blocks();
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -838,6 +839,15 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
 
   try {
     detail::fault_point("load.read", rank);
+    {
+      // Small pieces are read together, a window of the file at a time.
+      std::vector<std::string> groups(std::begin(kGroupNames), std::end(kGroupNames));
+      std::vector<detail::h5::ContainerReader::BlockRequest> mine;
+      for (const auto& t : read_plan.tensors)
+        for (const auto& p : t.pieces)
+          if (p.writer == rank) mine.push_back({&groups[t.group], &t.name, t.dtype, &t.shape, &p.block});
+      reader->plan_reads(mine);
+    }
     for (const auto& t : read_plan.tensors)
       for (const auto& p : t.pieces) {
         if (p.writer != rank) continue;

@@ -103,5 +103,27 @@ TEST(WritePlan, DeclarationsSurviveEncoding) {
   EXPECT_EQ(back[0].segments, d[0].segments);
 }
 
+TEST(WritePlan, DamagedDeclarationsAreFormatErrors) {
+  const std::vector<TensorDecl> d = {decl(1, "a", {3, 4}, {Block{{1, 0}, {2, 4}}}, DType::F16),
+                                     decl(0, "scalar", {}, {Block{{}, {}}}), decl(2, "empty", {0}, {})};
+  const std::string bytes = encode_decls(d);
+  const auto back = decode_decls(bytes);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[1].segments, d[1].segments);
+  EXPECT_TRUE(back[2].segments.empty());
+  EXPECT_TRUE(decode_decls(encode_decls({})).empty());
+  for (std::size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_THROW(decode_decls(bytes.substr(0, n)), FormatError) << "truncated to " << n << " bytes";
+  try {
+    decode_decls(bytes + "x");
+    ADD_FAILURE() << "trailing bytes accepted";
+  } catch (const FormatError& e) {
+    EXPECT_STREQ(e.what(), "tensor declarations: trailing bytes after the encoding");
+  }
+  std::string bad_dtype = bytes;
+  bad_dtype[4 + 4 + 4 + 1] = 99;  // count, group, name length, "a", then dtype
+  EXPECT_THROW(decode_decls(bad_dtype), FormatError);
+}
+
 }  // namespace
 }  // namespace ckptio::detail

@@ -1,0 +1,174 @@
+#include "h5/raw_io.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "ckptio/error.hpp"
+
+namespace ckptio::detail::h5 {
+namespace {
+
+// Runs of pieces up to this size are gathered into one buffer; larger ones are written
+// from the caller's memory.
+constexpr std::uint64_t kGatherBytes = 4ull << 20;
+// One MPI call moves at most this much (its count is an int).
+constexpr std::uint64_t kMaxCallBytes = 1ull << 30;
+
+std::string mpi_error(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  return std::string(text, static_cast<std::size_t>(len));
+}
+
+}  // namespace
+
+std::optional<ByteRange> contiguous_range(const Shape& shape, const Block& block, std::size_t esz) {
+  if (block.count.size() != shape.size() || block.offset.size() != shape.size()) return std::nullopt;
+  // Row-major: after the first dimension whose count exceeds 1, every count must span its
+  // whole dimension.
+  std::uint64_t first = 0, elements = 1;
+  bool spanning = false;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    const std::int64_t n = shape[d], off = block.offset[d], cnt = block.count[d];
+    if (off < 0 || cnt < 0 || off > n || cnt > n - off) return std::nullopt;
+    if (cnt == 0) return ByteRange{0, 0};
+    if (spanning && (off != 0 || cnt != n)) return std::nullopt;
+    if (cnt > 1) spanning = true;
+    first = first * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(off);
+    elements *= static_cast<std::uint64_t>(cnt);
+  }
+  return ByteRange{first * esz, elements * esz};
+}
+
+bool raw_io_possible() { return std::endian::native == std::endian::little; }
+
+std::optional<std::uint64_t> raw_data_address(hid_t dataset) {
+  const haddr_t address = H5Dget_offset(dataset);
+  if (address == HADDR_UNDEF) {
+    take_error_stack();  // H5Dget_offset pushes an error for unallocated storage
+    return std::nullopt;
+  }
+  return static_cast<std::uint64_t>(address);
+}
+
+RawFile::RawFile(hid_t file) {
+  if (!raw_io_possible()) return;
+  Handle fapl(H5Fget_access_plist(file));
+  if (!fapl.valid()) {
+    take_error_stack();
+    return;
+  }
+  // No user block: HDF5 addresses are file offsets.
+  Handle fcpl(H5Fget_create_plist(file));
+  hsize_t user_block = 0;
+  if (!fcpl.valid() || H5Pget_userblock(fcpl.get(), &user_block) < 0 || user_block != 0) {
+    take_error_stack();
+    return;
+  }
+  const hid_t driver = H5Pget_driver(fapl.get());
+  void* handle = nullptr;
+  if (driver == H5FD_MPIO) {
+    if (H5Fget_vfd_handle(file, fapl.get(), &handle) >= 0 && handle) mpi_ = static_cast<MPI_File*>(handle);
+  } else if (driver == H5FD_SEC2) {
+    if (H5Fget_vfd_handle(file, fapl.get(), &handle) >= 0 && handle) fd_ = *static_cast<int*>(handle);
+  }
+  take_error_stack();
+}
+
+void RawFile::write_at(std::uint64_t address, const void* data, std::uint64_t bytes, const std::string& what) const {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, kMaxCallBytes);
+    std::uint64_t done = 0;
+    if (mpi_) {
+      MPI_Status status;
+      const int rc =
+          MPI_File_write_at(*mpi_, static_cast<MPI_Offset>(address), p, static_cast<int>(n), MPI_BYTE, &status);
+      if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
+      int count = 0;
+      MPI_Get_count(&status, MPI_BYTE, &count);
+      done = static_cast<std::uint64_t>(count);
+    } else {
+      const ssize_t rc = ::pwrite(fd_, p, n, static_cast<off_t>(address));
+      if (rc < 0) {
+        if (errno == EINTR) continue;
+        throw IoError(what + ": " + std::strerror(errno));
+      }
+      done = static_cast<std::uint64_t>(rc);
+    }
+    if (done == 0) throw IoError(what + ": short write");
+    p += done;
+    address += done;
+    bytes -= done;
+  }
+}
+
+void RawFile::read_at(std::uint64_t address, void* data, std::uint64_t bytes, const std::string& what) const {
+  char* p = static_cast<char*>(data);
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, kMaxCallBytes);
+    std::uint64_t done = 0;
+    if (mpi_) {
+      MPI_Status status;
+      const int rc =
+          MPI_File_read_at(*mpi_, static_cast<MPI_Offset>(address), p, static_cast<int>(n), MPI_BYTE, &status);
+      if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
+      int count = 0;
+      MPI_Get_count(&status, MPI_BYTE, &count);
+      done = static_cast<std::uint64_t>(std::max(count, 0));
+    } else {
+      const ssize_t rc = ::pread(fd_, p, n, static_cast<off_t>(address));
+      if (rc < 0) {
+        if (errno == EINTR) continue;
+        throw IoError(what + ": " + std::strerror(errno));
+      }
+      done = static_cast<std::uint64_t>(rc);
+    }
+    if (done == 0) {  // end of file
+      std::memset(p, 0, bytes);
+      return;
+    }
+    p += done;
+    address += done;
+    bytes -= done;
+  }
+}
+
+void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::uint64_t bytes) const {
+  file_.write_at(address, data, bytes,
+                 "write " + std::to_string(bytes) + " bytes at offset " + std::to_string(address) + " of " + path_);
+}
+
+void CoalescingWriter::write(std::uint64_t address, const void* data, std::uint64_t bytes) {
+  if (bytes == 0) return;
+  const char* p = static_cast<const char*>(data);
+  if (!pending_.empty() && address == pending_address_ + pending_.size() && pending_.size() + bytes <= kGatherBytes) {
+    pending_.insert(pending_.end(), p, p + bytes);
+    return;
+  }
+  flush();
+  if (bytes > kGatherBytes / 4) {
+    write_now(address, data, bytes);
+    return;
+  }
+  if (pending_.capacity() == 0) pending_.reserve(kGatherBytes);
+  pending_.assign(p, p + bytes);
+  pending_address_ = address;
+}
+
+void CoalescingWriter::flush() {
+  if (pending_.empty()) return;
+  struct Clear {  // also when the write throws; keeps the capacity
+    std::vector<char>& v;
+    ~Clear() { v.clear(); }
+  } clear{pending_};
+  write_now(pending_address_, pending_.data(), pending_.size());
+}
+
+}  // namespace ckptio::detail::h5

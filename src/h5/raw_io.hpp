@@ -1,0 +1,72 @@
+// Direct access to the raw data of contiguous datasets. Datasets are created with contiguous
+// layout and early allocation, so each one's elements lie at a fixed address of the file
+// (H5Dget_offset) in row-major order, stored in the same little-endian representation as in
+// memory. A block that is contiguous in row-major order is then one byte range of the file,
+// which is read or written with one MPI-IO (or pread) call instead of an HDF5 transfer, and
+// ranges of neighbouring small tensors are merged into one call.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ckptio/shard.hpp"
+#include "h5/h5_handle.hpp"
+
+namespace ckptio::detail::h5 {
+
+struct ByteRange {
+  std::uint64_t offset = 0;  // from the start of the dataset's data
+  std::uint64_t bytes = 0;
+};
+
+// The bytes of `block` inside a row-major dataset of `shape` with elements of `esz` bytes,
+// when they are one contiguous range; nullopt otherwise. A scalar (empty count) is one element.
+std::optional<ByteRange> contiguous_range(const Shape& shape, const Block& block, std::size_t esz);
+
+// Whether memory and file representations are identical (little-endian host).
+bool raw_io_possible();
+
+// The file address of a dataset's raw data, or nullopt when it has none (not allocated,
+// not contiguous).
+std::optional<std::uint64_t> raw_data_address(hid_t dataset);
+
+// The file underneath an open HDF5 file, when it uses the MPI-IO or the sec2 driver.
+class RawFile {
+ public:
+  RawFile() = default;
+  // Binds to `file`'s driver handle; usable() is false for other drivers.
+  explicit RawFile(hid_t file);
+  bool usable() const { return mpi_ != nullptr || fd_ >= 0; }
+  // Throws IoError (what + reason) on failure. A read beyond the end of the file zero-fills
+  // the rest, as HDF5 does.
+  void write_at(std::uint64_t address, const void* data, std::uint64_t bytes, const std::string& what) const;
+  void read_at(std::uint64_t address, void* data, std::uint64_t bytes, const std::string& what) const;
+
+ private:
+  MPI_File* mpi_ = nullptr;
+  int fd_ = -1;
+};
+
+// Collects contiguous writes of one rank, merges those whose file ranges follow each other
+// into one buffer and writes each run with one call. flush() must be called before the
+// file is closed; large writes go straight from the caller's memory.
+class CoalescingWriter {
+ public:
+  // `path` names the file in error messages.
+  CoalescingWriter(const RawFile& file, std::string path) : file_(file), path_(std::move(path)) {}
+  void write(std::uint64_t address, const void* data, std::uint64_t bytes);
+  void flush();
+
+ private:
+  void write_now(std::uint64_t address, const void* data, std::uint64_t bytes) const;
+  const RawFile& file_;
+  std::string path_;
+  std::vector<char> pending_;
+  std::uint64_t pending_address_ = 0;
+};
+
+}  // namespace ckptio::detail::h5
