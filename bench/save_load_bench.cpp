@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,20 +64,38 @@ struct Job {
   bool is_root() const { return rank == 0; }
 };
 
+// CPU seconds (user and system) this process and its waited-for children have used so far.
+double cpu_seconds_used() {
+  double total = 0;
+  for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage usage{};
+    ::getrusage(who, &usage);
+    total += static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+             static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  }
+  return total;
+}
+
 // Collective. The longest time any rank spent in `operation`, which starts on all ranks
-// together (barrier): the time the whole job waited for it.
+// together (barrier): the time the whole job waited for it. With `cpu_seconds`, also the CPU
+// time all ranks used in it together (the kernel's writeback threads not included): on a
+// busy machine a steadier measure of the work than the elapsed time.
 template <typename Operation>
-double time_collective(const Job& job, Operation&& operation) {
+double time_collective(const Job& job, Operation&& operation, double* cpu_seconds = nullptr) {
   MPI_Barrier(job.comm);
   const double start = MPI_Wtime();
+  const double cpu_start = cpu_seconds_used();
   operation();
   double elapsed = MPI_Wtime() - start;
+  double cpu = cpu_seconds_used() - cpu_start;
   MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_SUM, job.comm);
+  if (cpu_seconds) *cpu_seconds = cpu;
   return elapsed;
 }
 
 nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, int layout_ranks,
-                                   const Workload& workload, double seconds) {
+                                   const Workload& workload, double seconds, double cpu_seconds = -1) {
   nlohmann::ordered_json record;
   record["bench"] = "save_load";
   record["op"] = op;
@@ -87,6 +106,7 @@ nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, i
   record["bytes"] = workload.total_bytes();
   record["seconds"] = seconds;
   record["gbps"] = static_cast<double>(workload.total_bytes()) / seconds / 1e9;
+  if (cpu_seconds >= 0) record["cpu_seconds"] = cpu_seconds;
   return record;
 }
 
@@ -142,9 +162,11 @@ void measure_load(const Job& job, const BenchOptions& options, const Workload& w
   ckptio::LoadResult result;
   ckptio::LoadOptions load_options;
   load_options.verify = verify;
-  const double seconds = time_collective(job, [&] { result = io.load(path, targets, load_options); });
+  double cpu = 0;
+  const double seconds = time_collective(
+      job, [&] { result = io.load(path, targets, load_options); }, &cpu);
 
-  nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds);
+  nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds, cpu);
   record["cache_dropped"] = cache_dropped;
   print(job, record);
   verify_loaded(job, workload, blocks, op);
@@ -223,22 +245,26 @@ void measure_posix_file_per_rank(const Job& job, const BenchOptions& options, co
   const fs::path file = options.dir / ("posix_baseline.rank" + std::to_string(job.rank));
   flush_dirty_pages(job.comm);
   std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
-  const double seconds = time_collective(job, [&] {
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot create " + file.string());
-    for (const LocalBlock& block : blocks) {
-      const char* p = reinterpret_cast<const char*>(block.data.get());
-      std::size_t left = block.elements * sizeof(float);
-      while (left > 0) {
-        const ssize_t n = ::write(fd, p, left);
-        if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
-  });
-  print(job, measurement("posix_file_per_rank", repeat, job, job.size, workload, seconds));
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) throw std::runtime_error("cannot create " + file.string());
+        for (const LocalBlock& block : blocks) {
+          const char* p = reinterpret_cast<const char*>(block.data.get());
+          std::size_t left = block.elements * sizeof(float);
+          while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
+            p += n;
+            left -= static_cast<std::size_t>(n);
+          }
+        }
+        if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
+      },
+      &cpu);
+  print(job, measurement("posix_file_per_rank", repeat, job, job.size, workload, seconds, cpu));
   fs::remove(file);
 }
 
@@ -259,25 +285,29 @@ void measure_posix_shared_file(const Job& job, const BenchOptions& options, cons
   }
   flush_dirty_pages(job.comm);
   std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
-  const double seconds = time_collective(job, [&] {
-    const int fd = ::open(file.c_str(), O_WRONLY);
-    if (fd < 0) throw std::runtime_error("cannot open " + file.string());
-    for (const LocalBlock& block : blocks) {
-      const char* p = reinterpret_cast<const char*>(block.data.get());
-      std::size_t left = block.elements * sizeof(float);
-      auto offset =
-          static_cast<off_t>(tensor_offset[block.tensor] + static_cast<std::uint64_t>(block.rows.begin) * row_bytes);
-      while (left > 0) {
-        const ssize_t n = ::pwrite(fd, p, left, offset);
-        if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
-        p += n;
-        offset += n;
-        left -= static_cast<std::size_t>(n);
-      }
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
-  });
-  print(job, measurement("posix_shared_file", repeat, job, job.size, workload, seconds));
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        const int fd = ::open(file.c_str(), O_WRONLY);
+        if (fd < 0) throw std::runtime_error("cannot open " + file.string());
+        for (const LocalBlock& block : blocks) {
+          const char* p = reinterpret_cast<const char*>(block.data.get());
+          std::size_t left = block.elements * sizeof(float);
+          auto offset = static_cast<off_t>(tensor_offset[block.tensor] +
+                                           static_cast<std::uint64_t>(block.rows.begin) * row_bytes);
+          while (left > 0) {
+            const ssize_t n = ::pwrite(fd, p, left, offset);
+            if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
+            p += n;
+            offset += n;
+            left -= static_cast<std::size_t>(n);
+          }
+        }
+        if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
+      },
+      &cpu);
+  print(job, measurement("posix_shared_file", repeat, job, job.size, workload, seconds, cpu));
   MPI_Barrier(job.comm);
   if (job.is_root()) fs::remove(file);
 }
@@ -325,14 +355,18 @@ void measure_export(const Job& job, const BenchOptions& options, const Workload&
   if (job.is_root()) fs::create_directories(out);
   const bool cache_dropped = prepare_cold_write(job, options);
   std::uint64_t exported = 0;
-  const double seconds = time_collective(job, [&] {
-    for (const std::string& group : groups)
-      exported += ckptio::export_safetensors(job.comm, path, group, out / (group + ".safetensors")).tensor_bytes;
-  });
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        for (const std::string& group : groups)
+          exported += ckptio::export_safetensors(job.comm, path, group, out / (group + ".safetensors")).tensor_bytes;
+      },
+      &cpu);
   if (exported != workload.total_bytes())
     throw std::runtime_error("export wrote " + std::to_string(exported) + " tensor bytes, expected " +
                              std::to_string(workload.total_bytes()));
-  nlohmann::ordered_json record = measurement("export", repeat, job, job.size, workload, seconds);
+  nlohmann::ordered_json record = measurement("export", repeat, job, job.size, workload, seconds, cpu);
   record["files"] = groups.size();
   record["cache_dropped"] = cache_dropped;
   print(job, record);
@@ -348,13 +382,17 @@ void measure_export_cp(const Job& job, const BenchOptions& options, const Worklo
                        int repeat) {
   const fs::path copy = options.dir / ("cp_reference." + std::to_string(repeat));
   const bool cache_dropped = prepare_cold_write(job, options);
-  const double seconds = time_collective(job, [&] {
-    if (!job.is_root()) return;
-    run_cp(path, copy);
-    fsync_or_throw(copy, O_RDONLY);
-    fsync_or_throw(options.dir, O_RDONLY | O_DIRECTORY);
-  });
-  nlohmann::ordered_json record = measurement("export_cp", repeat, job, job.size, workload, seconds);
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        if (!job.is_root()) return;
+        run_cp(path, copy);
+        fsync_or_throw(copy, O_RDONLY);
+        fsync_or_throw(options.dir, O_RDONLY | O_DIRECTORY);
+      },
+      &cpu);
+  nlohmann::ordered_json record = measurement("export_cp", repeat, job, job.size, workload, seconds, cpu);
   if (job.is_root()) record["file_bytes"] = fs::file_size(copy);
   record["cache_dropped"] = cache_dropped;
   print(job, record);
@@ -378,8 +416,10 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     // memory returned to the host; waiting puts every timed write in the same, slow state.
     std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
     fs::path path;
-    const double seconds = time_collective(job, [&] { path = io.save(snapshot); });
-    nlohmann::ordered_json record = measurement("save", repeat, job, job.size, workload, seconds);
+    double cpu = 0;
+    const double seconds = time_collective(
+        job, [&] { path = io.save(snapshot); }, &cpu);
+    nlohmann::ordered_json record = measurement("save", repeat, job, job.size, workload, seconds, cpu);
     if (job.is_root()) record["file_bytes"] = fs::file_size(path);
     print(job, record);
 
