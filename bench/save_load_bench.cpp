@@ -50,6 +50,8 @@ struct BenchOptions {
   bool compare_verify = false;
   double settle_seconds = 0;
   bool async = false;
+  int async_saves = 3;
+  bool reserve_staging = false;
   std::string workload = "blocks";
   bool posix_baseline = false;
   bool export_safetensors = false;
@@ -189,10 +191,11 @@ double compute_chunk(std::vector<double>& buffer) {
   return sum;
 }
 
-// Collective. save_async of the snapshot (a new global step in `io`'s root) while every
-// rank runs compute chunks: prints the time the caller was blocked in save_async, the
-// whole save's time (to wait()), and how much slower the chunks ran while the background
-// write proceeded than alone.
+// Collective. `options.async_saves` consecutive save_asyncs of the snapshot (new global steps
+// in `io`'s root), each while every rank runs compute chunks; prints, per save, the time the
+// caller was blocked in save_async, the whole save's time (to wait()), and how much slower
+// the chunks ran while the background write proceeded than alone. The first save grows the
+// staging pool (unless --reserve-staging reserved it beforehand, untimed); the others reuse it.
 void measure_async_save(const Job& job, const BenchOptions& options, const Workload& workload, ckptio::CheckpointIO& io,
                         ckptio::Snapshot snapshot, double sync_seconds, int repeat) {
   std::vector<double> buffer(4096, 1.0);
@@ -212,30 +215,35 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
   };
   const double alone = time_collective(job, run_chunks);
 
-  flush_dirty_pages(job.comm);
-  std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
-  snapshot.running.global_step += 1000;
-  MPI_Barrier(job.comm);
-  const double start = MPI_Wtime();
-  double blocked = MPI_Wtime();
-  io.save_async(snapshot);
-  blocked = MPI_Wtime() - blocked;
-  MPI_Allreduce(MPI_IN_PLACE, &blocked, 1, MPI_DOUBLE, MPI_MAX, job.comm);
-  double with_io = MPI_Wtime();
-  run_chunks();
-  with_io = MPI_Wtime() - with_io;
-  MPI_Allreduce(MPI_IN_PLACE, &with_io, 1, MPI_DOUBLE, MPI_MAX, job.comm);
-  io.wait();
-  double total = MPI_Wtime() - start;
-  MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  if (options.reserve_staging) io.reserve_staging(snapshot);
+  for (int index = 0; index < options.async_saves; ++index) {
+    flush_dirty_pages(job.comm);
+    std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+    snapshot.running.global_step += 1000;
+    MPI_Barrier(job.comm);
+    const double start = MPI_Wtime();
+    double blocked = MPI_Wtime();
+    io.save_async(snapshot);
+    blocked = MPI_Wtime() - blocked;
+    MPI_Allreduce(MPI_IN_PLACE, &blocked, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+    double with_io = MPI_Wtime();
+    run_chunks();
+    with_io = MPI_Wtime() - with_io;
+    MPI_Allreduce(MPI_IN_PLACE, &with_io, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+    io.wait();
+    double total = MPI_Wtime() - start;
+    MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_MAX, job.comm);
 
-  nlohmann::ordered_json record = measurement("save_async", repeat, job, job.size, workload, total);
-  record["blocked_seconds"] = blocked;
-  record["sync_save_seconds"] = sync_seconds;
-  record["compute_alone_seconds"] = alone;
-  record["compute_during_save_seconds"] = with_io;
-  record["staging_bytes"] = io.staging_bytes();
-  print(job, record);
+    nlohmann::ordered_json record = measurement("save_async", repeat, job, job.size, workload, total);
+    record["async_index"] = index;
+    record["staging_reserved"] = options.reserve_staging;
+    record["blocked_seconds"] = blocked;
+    record["sync_save_seconds"] = sync_seconds;
+    record["compute_alone_seconds"] = alone;
+    record["compute_during_save_seconds"] = with_io;
+    record["staging_bytes"] = io.staging_bytes();
+    print(job, record);
+  }
 }
 
 // Collective. What a user without ckptio might write: every rank writes its blocks one after
@@ -488,6 +496,14 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                "run the references (--posix-baseline, export's cp) before ckptio's save and export in each repeat");
   app.add_flag("--async", options.async,
                "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
+  app.add_option("--async-saves", options.async_saves,
+                 "consecutive save_asyncs per repeat with --async (the first grows the staging pool, the others "
+                 "reuse it)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--reserve-staging", options.reserve_staging,
+               "with --async: reserve the staging pool (CheckpointIO::reserve_staging) before the first save_async, "
+               "outside the timed region");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

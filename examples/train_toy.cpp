@@ -332,6 +332,10 @@ int run(int argc, char** argv) {
   say("training on " + std::to_string(trainer.world_size) + " rank(s), hidden " + std::to_string(options.hidden) +
       ", global_step " + std::to_string(g) + " of " + std::to_string(options.steps));
 
+  // Collective. Background saves copy the state into a staging buffer first: make it now, so
+  // that the first save_async does not allocate and fault in fresh memory inside the loop.
+  if (options.async_save) io.reserve_staging(snapshot_of(trainer, g));
+
   for (; g < options.steps;) {
     trainer.train_one_step(g + 1);
     if (options.step_sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options.step_sleep_ms));

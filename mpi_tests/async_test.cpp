@@ -101,6 +101,85 @@ TEST(AsyncSave, StagingBufferIsReusedAcrossSaves) {
   EXPECT_EQ(containers, 2u);
 }
 
+TEST(AsyncSave, ReservedStagingIsUsedWithoutGrowingAndWritesWhatSaveWrites) {
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  io.reserve_staging(state.snapshot());
+  const auto reserved = io.staging_bytes();
+  ASSERT_GT(reserved, 0u);
+  state.snapshot().running.global_step = 1;
+  const fs::path async_path = io.save_async(state.snapshot());
+  EXPECT_EQ(io.staging_bytes(), reserved);  // exactly what save_async needed: no growth
+  io.wait();
+
+  // An explicit size: larger grows, smaller keeps; save_async keeps it too.
+  io.reserve_staging(reserved + 5000 + static_cast<std::uint64_t>(world_rank()));
+  EXPECT_EQ(io.staging_bytes(), reserved + 5000 + static_cast<std::uint64_t>(world_rank()));
+  io.reserve_staging(16);
+  EXPECT_EQ(io.staging_bytes(), reserved + 5000 + static_cast<std::uint64_t>(world_rank()));
+  state.snapshot().running.global_step = 2;
+  io.save_async(state.snapshot());
+  // Reserving while a save is in flight waits for it (the save reads the pool).
+  io.reserve_staging(reserved * 2);
+  EXPECT_FALSE(io.save_in_flight());
+  EXPECT_EQ(io.staging_bytes(), reserved * 2);
+
+  // What a synchronous save of the same state writes: the same tensors and pieces, and
+  // tensors that load back bit-exact.
+  state.snapshot().running.global_step = 3;
+  const fs::path sync_path = io.save(state.snapshot());
+  const auto async_info = inspect_container(async_path);
+  const auto sync_info = inspect_container(sync_path);
+  ASSERT_EQ(async_info.tensors.size(), sync_info.tensors.size());
+  for (std::size_t i = 0; i < sync_info.tensors.size(); ++i) {
+    EXPECT_EQ(async_info.tensors[i].name, sync_info.tensors[i].name);
+    EXPECT_EQ(async_info.tensors[i].pieces, sync_info.tensors[i].pieces);
+  }
+  state.poison();
+  io.load(async_path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+}
+
+// Bytes of this process's mappings advised MADV_HUGEPAGE ("hg" in /proc/self/smaps).
+std::uint64_t huge_page_advised_bytes() {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uint64_t total = 0, size_kib = 0;
+  while (std::getline(smaps, line)) {
+    if (line.rfind("Size:", 0) == 0) size_kib = std::stoull(line.substr(5));
+    if (line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos) total += size_kib * 1024;
+  }
+  return total;
+}
+
+TEST(AsyncSave, StagingHugePagesOptionAdvisesThePool) {
+  if (detail::cuda::device_count() > 0) GTEST_SKIP() << "the pool is page-locked CUDA memory here";
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  SharedTempDir dir;
+  TestState state(mixed_specs(), world_rank(), world_size());
+  state.fill();
+  const std::uint64_t bytes = 8u << 20;
+  {
+    const auto before = huge_page_advised_bytes();
+    CheckpointIO io(MPI_COMM_WORLD, dir.path());
+    io.reserve_staging(bytes);
+    EXPECT_EQ(huge_page_advised_bytes(), before);  // off by default
+  }
+  const auto before = huge_page_advised_bytes();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path(), {.staging_huge_pages = true});
+  io.reserve_staging(bytes);
+  EXPECT_GE(huge_page_advised_bytes(), before + bytes);
+  const fs::path path = io.save_async(state.snapshot());
+  EXPECT_EQ(io.staging_bytes(), bytes);  // the snapshot fits in what was reserved
+  io.wait();
+  state.poison();
+  io.load(path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
+}
+
 TEST(AsyncSave, StagingCapFallsBackToSynchronousSave) {
   SharedTempDir dir;
   TestState state(mixed_specs(), world_rank(), world_size());

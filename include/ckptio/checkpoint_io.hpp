@@ -23,6 +23,11 @@ struct CheckpointOptions {
   // Most bytes of host memory save_async may use to stage a copy of the shards (0: no
   // limit). A save_async that would need more writes synchronously instead, with a warning.
   std::uint64_t max_staging_bytes = 0;
+  // Ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE) for save_async's
+  // staging buffer when it is ordinary (not page-locked) memory: fewer page faults and TLB
+  // misses, but each first touch zeroes 2 MiB; on the VM measured in docs/PERFORMANCE.md it
+  // made the first save_async slower and later ones no faster, so it is off by default.
+  bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
   // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.
@@ -92,8 +97,17 @@ class CheckpointIO {
   // Wall-clock seconds of the most recent completed save, from the call to the commit (for
   // save_async including the background part); 0 before the first.
   double last_save_seconds() const;
-  // Bytes of host memory the staging buffer holds (it grows to the largest snapshot staged).
+  // Bytes of host memory the staging buffer holds (it grows to the largest snapshot staged,
+  // or reserved, and never shrinks).
   std::uint64_t staging_bytes() const;
+  // Collective (waits for a save in flight first). Grows this rank's staging buffer to at
+  // least `bytes` (per rank; ranks may differ) and faults its pages in now, so that the
+  // first save_async of a snapshot that fits does not pay for allocating and touching fresh
+  // memory inside the training loop; later save_asyncs reuse the buffer either way. The
+  // Snapshot overload reserves what save_async(snapshot) needs on this rank. Ignores
+  // max_staging_bytes (which only decides whether save_async stages at all).
+  void reserve_staging(std::uint64_t bytes);
+  void reserve_staging(const Snapshot& snapshot);
 
   // Collective (waits for a save in flight first, as do load_latest and latest). Loads `path` into the shards of
   // `targets` (any world size, any split) and returns the running state. `path` is a container file, a checkpoint file

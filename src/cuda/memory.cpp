@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "ckptio/error.hpp"
+#include "core/host_memory.hpp"
 #include "cuda/device.hpp"
 
 namespace ckptio::detail::cuda {
@@ -47,7 +48,7 @@ void copy(void* dst, const void* src, std::size_t bytes, int device, cudaMemcpyK
 
 bool device_supported() noexcept { return true; }
 
-void* alloc_host(std::size_t bytes, bool& pinned) {
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages) {
   pinned = false;
   if (bytes == 0) bytes = 1;
   if (device_count() > 0) {
@@ -58,17 +59,15 @@ void* alloc_host(std::size_t bytes, bool& pinned) {
     }
     cudaGetLastError();
   }
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return p;
+  return map_host_pages(bytes, huge_pages);
 }
 
-void free_host(void* pointer, bool pinned) noexcept {
+void free_host(void* pointer, std::size_t bytes, bool pinned) noexcept {
   if (!pointer) return;
   if (pinned)
     cudaFreeHost(pointer);
   else
-    std::free(pointer);
+    unmap_host_pages(pointer, bytes);
 }
 
 void copy_device_to_host(void* host, const void* device_pointer, std::size_t bytes, int device) {

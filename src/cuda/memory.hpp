@@ -11,10 +11,11 @@ namespace ckptio::detail::cuda {
 bool device_supported() noexcept;
 
 // Page-locked host memory when CUDA is built in and a device is usable (faster and
-// asynchronous DMA), ordinary memory otherwise. free_host must get what alloc_host gave,
-// with the same `pinned` answer.
-void* alloc_host(std::size_t bytes, bool& pinned);
-void free_host(void* pointer, bool pinned) noexcept;
+// asynchronous DMA), otherwise pages of map_host_pages(bytes, huge_pages) (core/host_memory.hpp:
+// 2 MiB aligned; not yet faulted in). free_host must get what alloc_host gave, with the same
+// `bytes` and `pinned` answer.
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages = false);
+void free_host(void* pointer, std::size_t bytes, bool pinned) noexcept;
 
 // Copies `bytes` between device memory on `device` and host memory, on a stream of the
 // library's own (so that it does not serialise with the application's default stream),

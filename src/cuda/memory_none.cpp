@@ -1,9 +1,7 @@
 // The CUDA memory layer of a build without CUDA: ordinary host memory, and device copies
 // refused with a clear error.
-#include <cstdlib>
-#include <new>
-
 #include "ckptio/error.hpp"
+#include "core/host_memory.hpp"
 #include "cuda/memory.hpp"
 
 namespace ckptio::detail::cuda {
@@ -18,14 +16,12 @@ namespace {
 
 bool device_supported() noexcept { return false; }
 
-void* alloc_host(std::size_t bytes, bool& pinned) {
+void* alloc_host(std::size_t bytes, bool& pinned, bool huge_pages) {
   pinned = false;
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-  if (!p) throw std::bad_alloc();
-  return p;
+  return map_host_pages(bytes, huge_pages);
 }
 
-void free_host(void* pointer, bool) noexcept { std::free(pointer); }
+void free_host(void* pointer, std::size_t bytes, bool) noexcept { unmap_host_pages(pointer, bytes); }
 
 void copy_device_to_host(void*, const void*, std::size_t, int) { no_cuda(); }
 void copy_host_to_device(void*, const void*, std::size_t, int) { no_cuda(); }

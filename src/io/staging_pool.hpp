@@ -36,16 +36,23 @@ class StagingPool {
   Snapshot host_targets(const Snapshot& targets);
   void copy_to_device(const Snapshot& targets, const Snapshot& host_targets) const;
 
+  // Grows the pool to at least `bytes` (it never shrinks) and faults its pages in, so that
+  // the next stage() of up to `bytes` neither allocates nor takes page faults. Ordinary
+  // (unpinned) pools are 2 MiB aligned (core/host_memory.hpp).
+  void reserve(std::uint64_t bytes);
+  // Ask for transparent huge pages (MADV_HUGEPAGE) for ordinary memory allocated from now on.
+  void set_huge_pages(bool huge_pages) { huge_pages_ = huge_pages; }
+
   std::uint64_t capacity() const { return capacity_; }
   bool pinned() const { return pinned_; }
 
  private:
-  std::byte* reserve(std::uint64_t bytes);
   template <class Place>
   Snapshot rebind(const Snapshot& snapshot, Shards which, Place&& place);
 
   void* buffer_ = nullptr;
   bool pinned_ = false;
+  bool huge_pages_ = false;
   std::uint64_t capacity_ = 0;
 };
 
