@@ -11,6 +11,9 @@
 #include <mpi.h>
 
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -19,12 +22,14 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ckptio/ckptio.hpp"
+#include "ckptio/safetensors.hpp"
 #include "page_cache.hpp"
 #include "pattern.hpp"
 #include "synthetic_state.hpp"
@@ -49,6 +54,8 @@ struct BenchOptions {
   bool reserve_staging = false;
   std::string workload = "blocks";
   bool posix_baseline = false;
+  bool export_safetensors = false;
+  bool baselines_first = false;
 };
 
 // Rank and size of the job, and where the JSON lines go.
@@ -59,20 +66,38 @@ struct Job {
   bool is_root() const { return rank == 0; }
 };
 
+// CPU seconds (user and system) this process and its waited-for children have used so far.
+double cpu_seconds_used() {
+  double total = 0;
+  for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage usage{};
+    ::getrusage(who, &usage);
+    total += static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+             static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  }
+  return total;
+}
+
 // Collective. The longest time any rank spent in `operation`, which starts on all ranks
-// together (barrier): the time the whole job waited for it.
+// together (barrier): the time the whole job waited for it. With `cpu_seconds`, also the CPU
+// time all ranks used in it together (the kernel's writeback threads not included): on a
+// busy machine a steadier measure of the work than the elapsed time.
 template <typename Operation>
-double time_collective(const Job& job, Operation&& operation) {
+double time_collective(const Job& job, Operation&& operation, double* cpu_seconds = nullptr) {
   MPI_Barrier(job.comm);
   const double start = MPI_Wtime();
+  const double cpu_start = cpu_seconds_used();
   operation();
   double elapsed = MPI_Wtime() - start;
+  double cpu = cpu_seconds_used() - cpu_start;
   MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+  MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_SUM, job.comm);
+  if (cpu_seconds) *cpu_seconds = cpu;
   return elapsed;
 }
 
 nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, int layout_ranks,
-                                   const Workload& workload, double seconds) {
+                                   const Workload& workload, double seconds, double cpu_seconds = -1) {
   nlohmann::ordered_json record;
   record["bench"] = "save_load";
   record["op"] = op;
@@ -83,6 +108,7 @@ nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, i
   record["bytes"] = workload.total_bytes();
   record["seconds"] = seconds;
   record["gbps"] = static_cast<double>(workload.total_bytes()) / seconds / 1e9;
+  if (cpu_seconds >= 0) record["cpu_seconds"] = cpu_seconds;
   return record;
 }
 
@@ -138,9 +164,11 @@ void measure_load(const Job& job, const BenchOptions& options, const Workload& w
   ckptio::LoadResult result;
   ckptio::LoadOptions load_options;
   load_options.verify = verify;
-  const double seconds = time_collective(job, [&] { result = io.load(path, targets, load_options); });
+  double cpu = 0;
+  const double seconds = time_collective(
+      job, [&] { result = io.load(path, targets, load_options); }, &cpu);
 
-  nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds);
+  nlohmann::ordered_json record = measurement(op, repeat, job, layout_ranks, workload, seconds, cpu);
   record["cache_dropped"] = cache_dropped;
   print(job, record);
   verify_loaded(job, workload, blocks, op);
@@ -225,23 +253,160 @@ void measure_posix_file_per_rank(const Job& job, const BenchOptions& options, co
   const fs::path file = options.dir / ("posix_baseline.rank" + std::to_string(job.rank));
   flush_dirty_pages(job.comm);
   std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
-  const double seconds = time_collective(job, [&] {
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot create " + file.string());
-    for (const LocalBlock& block : blocks) {
-      const char* p = reinterpret_cast<const char*>(block.data.get());
-      std::size_t left = block.elements * sizeof(float);
-      while (left > 0) {
-        const ssize_t n = ::write(fd, p, left);
-        if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
-  });
-  print(job, measurement("posix_file_per_rank", repeat, job, job.size, workload, seconds));
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) throw std::runtime_error("cannot create " + file.string());
+        for (const LocalBlock& block : blocks) {
+          const char* p = reinterpret_cast<const char*>(block.data.get());
+          std::size_t left = block.elements * sizeof(float);
+          while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
+            p += n;
+            left -= static_cast<std::size_t>(n);
+          }
+        }
+        if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
+      },
+      &cpu);
+  print(job, measurement("posix_file_per_rank", repeat, job, job.size, workload, seconds, cpu));
   fs::remove(file);
+}
+
+// Collective. The same, into one file that all ranks share: every rank pwrite()s each block at
+// its place in the tensors laid out one after the other, then fsyncs; the last rank to finish
+// its fsync has made the whole file durable. Separates the cost of sharing one file from
+// HDF5's and MPI-IO's.
+void measure_posix_shared_file(const Job& job, const BenchOptions& options, const Workload& workload,
+                               const std::vector<LocalBlock>& blocks, int repeat) {
+  const fs::path file = options.dir / "posix_baseline.shared";
+  std::vector<std::uint64_t> tensor_offset(static_cast<std::size_t>(workload.tensor_count()) + 1, 0);
+  const std::uint64_t row_bytes = static_cast<std::uint64_t>(workload.columns) * sizeof(float);
+  for (int t = 0; t < workload.tensor_count(); ++t)
+    tensor_offset[t + 1] = tensor_offset[t] + static_cast<std::uint64_t>(workload.rows[t]) * row_bytes;
+  if (job.is_root()) {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ::close(fd) != 0) throw std::runtime_error("cannot create " + file.string());
+  }
+  flush_dirty_pages(job.comm);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        const int fd = ::open(file.c_str(), O_WRONLY);
+        if (fd < 0) throw std::runtime_error("cannot open " + file.string());
+        for (const LocalBlock& block : blocks) {
+          const char* p = reinterpret_cast<const char*>(block.data.get());
+          std::size_t left = block.elements * sizeof(float);
+          auto offset = static_cast<off_t>(tensor_offset[block.tensor] +
+                                           static_cast<std::uint64_t>(block.rows.begin) * row_bytes);
+          while (left > 0) {
+            const ssize_t n = ::pwrite(fd, p, left, offset);
+            if (n <= 0) throw std::runtime_error("write to " + file.string() + " failed");
+            p += n;
+            offset += n;
+            left -= static_cast<std::size_t>(n);
+          }
+        }
+        if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("fsync of " + file.string() + " failed");
+      },
+      &cpu);
+  print(job, measurement("posix_shared_file", repeat, job, job.size, workload, seconds, cpu));
+  MPI_Barrier(job.comm);
+  if (job.is_root()) fs::remove(file);
+}
+
+// Collective. Every --posix-baseline writer in turn.
+void measure_posix_baselines(const Job& job, const BenchOptions& options, const Workload& workload,
+                             const std::vector<LocalBlock>& blocks, int repeat) {
+  measure_posix_file_per_rank(job, options, workload, blocks, repeat);
+  measure_posix_shared_file(job, options, workload, blocks, repeat);
+}
+
+// Collective. Drops the page cache (when allowed), then waits --settle seconds: the state
+// before every timed write that also reads from storage.
+bool prepare_cold_write(const Job& job, const BenchOptions& options) {
+  const bool dropped = prepare_cold_read(job, options);
+  if (options.keep_cache) flush_dirty_pages(job.comm);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
+  return dropped;
+}
+
+// Runs `cp from to` (no shell) on this rank; throws unless it succeeds.
+void run_cp(const fs::path& from, const fs::path& to) {
+  std::string program = "cp", source = from.string(), target = to.string();
+  char* argv[] = {program.data(), source.data(), target.data(), nullptr};
+  pid_t pid = 0;
+  if (::posix_spawnp(&pid, "cp", nullptr, nullptr, argv, environ) != 0) throw std::runtime_error("cannot run cp");
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("cp " + source + " " + target + " failed");
+}
+
+void fsync_or_throw(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0 || ::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("cannot fsync " + path.string());
+}
+
+// Collective. Exports every group of the checkpoint at `path` to a safetensors file of its
+// own with every rank (export_safetensors: MPI-IO writes, fsync of each file, rename, fsync
+// of the folder), timed from a barrier before the first group to the slowest rank's end.
+void measure_export(const Job& job, const BenchOptions& options, const Workload& workload, const fs::path& path,
+                    int repeat) {
+  const fs::path out = options.dir / ("export." + std::to_string(repeat));
+  std::set<std::string> groups;
+  for (int t = 0; t < workload.tensor_count(); ++t) groups.insert(workload.group_of(t));
+  if (job.is_root()) fs::create_directories(out);
+  const bool cache_dropped = prepare_cold_write(job, options);
+  std::uint64_t exported = 0;
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        for (const std::string& group : groups)
+          exported += ckptio::export_safetensors(job.comm, path, group, out / (group + ".safetensors")).tensor_bytes;
+      },
+      &cpu);
+  if (exported != workload.total_bytes())
+    throw std::runtime_error("export wrote " + std::to_string(exported) + " tensor bytes, expected " +
+                             std::to_string(workload.total_bytes()));
+  nlohmann::ordered_json record = measurement("export", repeat, job, job.size, workload, seconds, cpu);
+  record["files"] = groups.size();
+  record["cache_dropped"] = cache_dropped;
+  print(job, record);
+  MPI_Barrier(job.comm);
+  if (job.is_root()) fs::remove_all(out);
+  MPI_Barrier(job.comm);
+}
+
+// Collective. The reference for the export: `cp` of the checkpoint file (the payload plus
+// about 20 KB) on the same filesystem, made as durable as the export's files (fsync of the
+// copy and of its folder), timed on rank 0 from a barrier.
+void measure_export_cp(const Job& job, const BenchOptions& options, const Workload& workload, const fs::path& path,
+                       int repeat) {
+  const fs::path copy = options.dir / ("cp_reference." + std::to_string(repeat));
+  const bool cache_dropped = prepare_cold_write(job, options);
+  double cpu = 0;
+  const double seconds = time_collective(
+      job,
+      [&] {
+        if (!job.is_root()) return;
+        run_cp(path, copy);
+        fsync_or_throw(copy, O_RDONLY);
+        fsync_or_throw(options.dir, O_RDONLY | O_DIRECTORY);
+      },
+      &cpu);
+  nlohmann::ordered_json record = measurement("export_cp", repeat, job, job.size, workload, seconds, cpu);
+  if (job.is_root()) record["file_bytes"] = fs::file_size(copy);
+  record["cache_dropped"] = cache_dropped;
+  print(job, record);
+  MPI_Barrier(job.comm);
+  if (job.is_root()) fs::remove(copy);
+  MPI_Barrier(job.comm);
 }
 
 // Collective. One save into a fresh root, then the loads from it; removes the root after.
@@ -259,8 +424,10 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     // memory returned to the host; waiting puts every timed write in the same, slow state.
     std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
     fs::path path;
-    const double seconds = time_collective(job, [&] { path = io.save(snapshot); });
-    nlohmann::ordered_json record = measurement("save", repeat, job, job.size, workload, seconds);
+    double cpu = 0;
+    const double seconds = time_collective(
+        job, [&] { path = io.save(snapshot); }, &cpu);
+    nlohmann::ordered_json record = measurement("save", repeat, job, job.size, workload, seconds, cpu);
     if (job.is_root()) record["file_bytes"] = fs::file_size(path);
     print(job, record);
 
@@ -268,6 +435,12 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     measure_load(job, options, workload, io, path, "load", job.size, repeat, global_step);
     if (options.reshard_ranks > 0) {
       measure_load(job, options, workload, io, path, "load_resharded", options.reshard_ranks, repeat, global_step);
+    }
+    if (options.export_safetensors) {
+      // The reference first or second as the comparison writers (--baselines-first).
+      if (options.baselines_first) measure_export_cp(job, options, workload, path, repeat);
+      measure_export(job, options, workload, path, repeat);
+      if (!options.baselines_first) measure_export_cp(job, options, workload, path, repeat);
     }
     if (options.async) measure_async_save(job, options, workload, io, snapshot, seconds, repeat);
     if (options.compare_verify) {  // the cost of checksum verification on load
@@ -314,7 +487,13 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
       ->check(CLI::IsMember({"blocks", "llm"}))
       ->capture_default_str();
   app.add_flag("--posix-baseline", options.posix_baseline,
-               "also time the plain alternative: every rank write()s its blocks to a file of its own and fsyncs it");
+               "also time the plain alternatives: every rank write()s its blocks to a file of its own and fsyncs it "
+               "(op posix_file_per_rank), and every rank pwrite()s them into one shared file (op posix_shared_file)");
+  app.add_flag("--export", options.export_safetensors,
+               "also time exporting every group to safetensors on every rank (op export) and, as its reference, "
+               "cp of the checkpoint file plus fsync (op export_cp)");
+  app.add_flag("--baselines-first", options.baselines_first,
+               "run the references (--posix-baseline, export's cp) before ckptio's save and export in each repeat");
   app.add_flag("--async", options.async,
                "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
   app.add_option("--async-saves", options.async_saves,
@@ -364,8 +543,11 @@ int run(int argc, char** argv) {
   for (LocalBlock& block : blocks) fill_pattern(workload, block);
   for (int repeat = 0; repeat < options.repeats; ++repeat) {
     const ckptio::Snapshot snapshot = make_snapshot(workload, blocks, repeat + 1);
+    if (options.posix_baseline && options.baselines_first)
+      measure_posix_baselines(job, options, workload, blocks, repeat);
     run_repeat(job, options, workload, snapshot, repeat);
-    if (options.posix_baseline) measure_posix_file_per_rank(job, options, workload, blocks, repeat);
+    if (options.posix_baseline && !options.baselines_first)
+      measure_posix_baselines(job, options, workload, blocks, repeat);
   }
   return 0;
 }
