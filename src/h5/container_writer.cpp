@@ -48,7 +48,10 @@ ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const F
   dxpl_independent_ = checked(H5Pcreate(H5P_DATASET_XFER), "create transfer list");
   check(H5Pset_dxpl_mpio(dxpl_independent_.get(), H5FD_MPIO_INDEPENDENT), "set independent transfers");
   raw_file_ = RawFile(file_.get());
-  if (raw_file_.usable()) coalescing_.emplace(raw_file_, path);
+  if (raw_file_.usable()) {
+    coalescing_.emplace(raw_file_, path);
+    if (tuning.direct_io) coalescing_->enable_direct_io();
+  }
   groups_.push_back(checked(H5Gcreate2(file_.get(), kMetaGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                             "create group " + std::string(kMetaGroup) + " in " + path));
 }

@@ -27,6 +27,9 @@ struct FileTuning {
   // 0 keeps HDF5's packing. Align to the file system's stripe or block size.
   std::uint64_t alignment = 0;
   std::uint64_t alignment_threshold = 0;
+  // Write the page-aligned middle of large contiguous pieces with O_DIRECT, bypassing the
+  // page cache; silently buffered where the file system refuses O_DIRECT (tmpfs).
+  bool direct_io = false;  // CheckpointOptions::direct_io decides
 };
 
 struct DatasetSpec {

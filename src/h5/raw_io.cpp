@@ -1,14 +1,17 @@
 #include "h5/raw_io.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "ckptio/error.hpp"
+#include "core/log.hpp"
 
 namespace ckptio::detail::h5 {
 namespace {
@@ -18,6 +21,12 @@ namespace {
 constexpr std::uint64_t kGatherBytes = 4ull << 20;
 // One MPI call moves at most this much (its count is an int).
 constexpr std::uint64_t kMaxCallBytes = 1ull << 30;
+// O_DIRECT offsets, lengths and buffers are multiples of this (the largest logical block
+// size in common use); only writes of at least kDirectMinBytes go direct.
+constexpr std::uint64_t kDirectAlign = 4096;
+constexpr std::uint64_t kDirectMinBytes = 1ull << 20;
+// Unaligned sources are copied through an aligned buffer of this size.
+constexpr std::uint64_t kBounceBytes = 8ull << 20;
 
 std::string mpi_error(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -140,7 +149,72 @@ void RawFile::read_at(std::uint64_t address, void* data, std::uint64_t bytes, co
   }
 }
 
-void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::uint64_t bytes) const {
+CoalescingWriter::~CoalescingWriter() {
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  std::free(bounce_);
+}
+
+void CoalescingWriter::enable_direct_io() {
+  if (direct_fd_ >= 0) return;
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    log_debug("direct I/O not available for ", path_, " (", std::strerror(errno), "); writing through the page cache");
+    return;
+  }
+  direct_fd_ = fd;
+}
+
+bool CoalescingWriter::write_direct(std::uint64_t address, const char* data, std::uint64_t bytes) {
+  const bool aligned_source = reinterpret_cast<std::uintptr_t>(data) % kDirectAlign == 0;
+  if (!aligned_source && !bounce_) {
+    bounce_ = static_cast<char*>(std::aligned_alloc(kDirectAlign, kBounceBytes));
+    if (!bounce_) throw IoError("write " + path_ + ": cannot allocate a direct I/O buffer");
+  }
+  bool wrote_any = false;
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, aligned_source ? kMaxCallBytes : kBounceBytes);
+    const char* src = data;
+    if (!aligned_source) {
+      std::memcpy(bounce_, data, n);
+      src = bounce_;
+    }
+    const ssize_t rc = ::pwrite(direct_fd_, src, n, static_cast<off_t>(address));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && !wrote_any) return false;  // the file system refuses O_DIRECT
+      throw IoError("write " + std::to_string(n) + " bytes at offset " + std::to_string(address) + " of " + path_ +
+                    " (direct I/O): " + std::strerror(errno));
+    }
+    // A short direct write (full disk) leaves an unaligned remainder: finish it buffered.
+    const auto done = static_cast<std::uint64_t>(rc);
+    if (done < n) {
+      file_.write_at(address + done, data + done, bytes - done,
+                     "write " + std::to_string(bytes - done) + " bytes at offset " + std::to_string(address + done) +
+                         " of " + path_);
+      return true;
+    }
+    wrote_any = true;
+    data += n;
+    address += n;
+    bytes -= n;
+  }
+  return true;
+}
+
+void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::uint64_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  if (direct_fd_ >= 0 && bytes >= kDirectMinBytes) {
+    const std::uint64_t begin = (address + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    const std::uint64_t end = (address + bytes) / kDirectAlign * kDirectAlign;
+    if (write_direct(begin, p + (begin - address), end - begin)) {
+      if (begin > address) write_now(address, p, begin - address);
+      if (address + bytes > end) write_now(end, p + (end - address), address + bytes - end);
+      return;
+    }
+    log_debug("direct I/O refused for ", path_, "; writing through the page cache");
+    ::close(direct_fd_);
+    direct_fd_ = -1;
+  }
   file_.write_at(address, data, bytes,
                  "write " + std::to_string(bytes) + " bytes at offset " + std::to_string(address) + " of " + path_);
 }

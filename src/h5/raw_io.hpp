@@ -58,15 +58,29 @@ class CoalescingWriter {
  public:
   // `path` names the file in error messages.
   CoalescingWriter(const RawFile& file, std::string path) : file_(file), path_(std::move(path)) {}
+  ~CoalescingWriter();
+  CoalescingWriter(const CoalescingWriter&) = delete;
+  CoalescingWriter& operator=(const CoalescingWriter&) = delete;
+  // From now on the page-aligned middle of every large write goes through a second
+  // descriptor opened with O_DIRECT (DMA from memory, no copy into the page cache); its
+  // unaligned ends stay buffered. Where O_DIRECT is refused (at open or at the first write,
+  // e.g. on tmpfs) everything stays buffered. The caller still fsyncs the file.
+  void enable_direct_io();
+  bool direct_io() const { return direct_fd_ >= 0; }
   void write(std::uint64_t address, const void* data, std::uint64_t bytes);
   void flush();
 
  private:
-  void write_now(std::uint64_t address, const void* data, std::uint64_t bytes) const;
+  void write_now(std::uint64_t address, const void* data, std::uint64_t bytes);
+  // Writes [address, address + bytes), both multiples of the direct I/O alignment, with
+  // O_DIRECT; false when the file system refused it before anything was written.
+  bool write_direct(std::uint64_t address, const char* data, std::uint64_t bytes);
   const RawFile& file_;
   std::string path_;
   std::vector<char> pending_;
   std::uint64_t pending_address_ = 0;
+  int direct_fd_ = -1;
+  char* bounce_ = nullptr;  // aligned staging for sources that are not aligned themselves
 };
 
 }  // namespace ckptio::detail::h5

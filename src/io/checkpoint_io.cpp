@@ -167,6 +167,16 @@ detail::h5::FileTuning file_tuning(const CheckpointOptions& options) {
   }
   tuning.alignment = options.alignment;
   tuning.alignment_threshold = options.alignment;
+  tuning.direct_io = options.direct_io;
+  if (const char* env = std::getenv("CKPTIO_DIRECT_IO")) {
+    const std::string value = env;
+    if (value == "1")
+      tuning.direct_io = true;
+    else if (value == "0")
+      tuning.direct_io = false;
+    else
+      throw UsageError("CKPTIO_DIRECT_IO: '" + value + "' is not 0 or 1");
+  }
   return tuning;
 }
 
