@@ -90,27 +90,32 @@ RawFile::RawFile(hid_t file) {
   take_error_stack();
 }
 
+std::uint64_t RawFile::transfer_once(bool write, std::uint64_t address, char* p, std::uint64_t n,
+                                     const std::string& what) const {
+  if (mpi_) {
+    MPI_Status status;
+    const auto offset = static_cast<MPI_Offset>(address);
+    const int count_in = static_cast<int>(n);
+    const int rc = write ? MPI_File_write_at(*mpi_, offset, p, count_in, MPI_BYTE, &status)
+                         : MPI_File_read_at(*mpi_, offset, p, count_in, MPI_BYTE, &status);
+    if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
+    int count = 0;
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    return static_cast<std::uint64_t>(std::max(count, 0));
+  }
+  for (;;) {
+    const ssize_t rc =
+        write ? ::pwrite(fd_, p, n, static_cast<off_t>(address)) : ::pread(fd_, p, n, static_cast<off_t>(address));
+    if (rc >= 0) return static_cast<std::uint64_t>(rc);
+    if (errno != EINTR) throw IoError(what + ": " + std::strerror(errno));
+  }
+}
+
 void RawFile::write_at(std::uint64_t address, const void* data, std::uint64_t bytes, const std::string& what) const {
-  const char* p = static_cast<const char*>(data);
+  // transfer_once serves both directions; on a write it only reads from p.
+  char* p = const_cast<char*>(static_cast<const char*>(data));
   while (bytes > 0) {
-    const std::uint64_t n = std::min(bytes, kMaxCallBytes);
-    std::uint64_t done = 0;
-    if (mpi_) {
-      MPI_Status status;
-      const int rc =
-          MPI_File_write_at(*mpi_, static_cast<MPI_Offset>(address), p, static_cast<int>(n), MPI_BYTE, &status);
-      if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
-      int count = 0;
-      MPI_Get_count(&status, MPI_BYTE, &count);
-      done = static_cast<std::uint64_t>(count);
-    } else {
-      const ssize_t rc = ::pwrite(fd_, p, n, static_cast<off_t>(address));
-      if (rc < 0) {
-        if (errno == EINTR) continue;
-        throw IoError(what + ": " + std::strerror(errno));
-      }
-      done = static_cast<std::uint64_t>(rc);
-    }
+    const std::uint64_t done = transfer_once(true, address, p, std::min(bytes, kMaxCallBytes), what);
     if (done == 0) throw IoError(what + ": short write");
     p += done;
     address += done;
@@ -121,24 +126,7 @@ void RawFile::write_at(std::uint64_t address, const void* data, std::uint64_t by
 void RawFile::read_at(std::uint64_t address, void* data, std::uint64_t bytes, const std::string& what) const {
   char* p = static_cast<char*>(data);
   while (bytes > 0) {
-    const std::uint64_t n = std::min(bytes, kMaxCallBytes);
-    std::uint64_t done = 0;
-    if (mpi_) {
-      MPI_Status status;
-      const int rc =
-          MPI_File_read_at(*mpi_, static_cast<MPI_Offset>(address), p, static_cast<int>(n), MPI_BYTE, &status);
-      if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
-      int count = 0;
-      MPI_Get_count(&status, MPI_BYTE, &count);
-      done = static_cast<std::uint64_t>(std::max(count, 0));
-    } else {
-      const ssize_t rc = ::pread(fd_, p, n, static_cast<off_t>(address));
-      if (rc < 0) {
-        if (errno == EINTR) continue;
-        throw IoError(what + ": " + std::strerror(errno));
-      }
-      done = static_cast<std::uint64_t>(rc);
-    }
+    const std::uint64_t done = transfer_once(false, address, p, std::min(bytes, kMaxCallBytes), what);
     if (done == 0) {  // end of file
       std::memset(p, 0, bytes);
       return;

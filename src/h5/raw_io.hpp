@@ -47,6 +47,10 @@ class RawFile {
   void read_at(std::uint64_t address, void* data, std::uint64_t bytes, const std::string& what) const;
 
  private:
+  // One pwrite/pread or MPI-IO call of at most n bytes (EINTR retried); returns the bytes
+  // moved, 0 at the end of the file. Throws IoError (what + reason).
+  std::uint64_t transfer_once(bool write, std::uint64_t address, char* p, std::uint64_t n,
+                              const std::string& what) const;
   MPI_File* mpi_ = nullptr;
   int fd_ = -1;
 };
