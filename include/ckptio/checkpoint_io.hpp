@@ -25,8 +25,8 @@ struct CheckpointOptions {
   std::uint64_t max_staging_bytes = 0;
   // Ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE) for save_async's
   // staging buffer when it is ordinary (not page-locked) memory: fewer page faults and TLB
-  // misses, but each first touch zeroes 2 MiB; on the VM measured in docs/PERFORMANCE.md it
-  // made the first save_async slower and later ones no faster, so it is off by default.
+  // misses, but each first touch zeroes 2 MiB, so the first save_async may get slower.
+  // Off by default; docs/PERFORMANCE.md says how to measure both on your machine.
   bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
@@ -37,9 +37,9 @@ struct CheckpointOptions {
   std::uint64_t alignment = 0;
   // Write the large pieces of tensor data with O_DIRECT (their page-aligned middle; the
   // ends, small tensors and metadata stay buffered), so that they go from the shards to the
-  // device without a copy into the page cache: on the machine in docs/PERFORMANCE.md saves
-  // ran about 5x faster, because that copy, serialised on one shared file, was the
-  // bottleneck. A file system that refuses O_DIRECT (tmpfs) is written buffered. The data
+  // device without a copy into the page cache (that copy, serialised on one shared file,
+  // limits buffered saves; docs/PERFORMANCE.md has figures). A file system that refuses
+  // O_DIRECT (tmpfs) is written buffered. The data
   // are durable at the commit either way (the file is fsynced). The environment variable
   // CKPTIO_DIRECT_IO=1 or 0 overrides this option.
   bool direct_io = true;
