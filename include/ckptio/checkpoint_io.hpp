@@ -75,10 +75,12 @@ class CheckpointIO {
   // another live process holds it). The communicator is duplicated; comm may be freed after.
   CheckpointIO(MPI_Comm comm, std::filesystem::path root, CheckpointOptions options = {});
   ~CheckpointIO();
+  // Neither copyable nor movable: a PreemptionGuard and a save in flight refer to it by
+  // address. To hand one around, hold it by pointer (std::unique_ptr, std::optional::emplace).
   CheckpointIO(const CheckpointIO&) = delete;
   CheckpointIO& operator=(const CheckpointIO&) = delete;
-  CheckpointIO(CheckpointIO&&) noexcept;
-  CheckpointIO& operator=(CheckpointIO&&) noexcept;
+  CheckpointIO(CheckpointIO&&) = delete;
+  CheckpointIO& operator=(CheckpointIO&&) = delete;
 
   // Collective. Writes <root>/epoch{E}-global_step{G}.h5 atomically and makes it `latest`;
   // returns its path. An existing checkpoint of the same name is replaced.

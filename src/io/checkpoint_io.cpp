@@ -294,8 +294,6 @@ CheckpointIO::Impl::~Impl() {
 }
 
 CheckpointIO::~CheckpointIO() = default;
-CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
-CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
 
 const fs::path& CheckpointIO::root() const { return impl_->root; }
 double CheckpointIO::recent_save_seconds() const noexcept {
