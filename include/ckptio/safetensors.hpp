@@ -75,15 +75,4 @@ struct SafetensorsInfo {
 // or a folder holding either. Not collective. Throws FormatError / IoError.
 SafetensorsInfo inspect_safetensors(const std::filesystem::path& path);
 
-// True when `path` is, by its name or content, a safetensors file, an index file, or a
-// folder that holds one and is not a checkpoint root (no `latest`).
-bool is_safetensors_path(const std::filesystem::path& path);
-
-// Parses a size with Hugging Face's units: "5GB" = 5*10^9, "5GiB" = 5*2^30, also KB/MB/TB,
-// KiB/MiB/TiB, "B" or a plain number of bytes (case-insensitive). Throws UsageError.
-std::uint64_t parse_byte_size(std::string_view text);
-
-// The shard file names of a sharded export: "<stem>-00001-of-00003.safetensors".
-std::string shard_file_name(const std::string& stem, std::size_t index, std::size_t count);
-
 }  // namespace ckptio

@@ -78,7 +78,4 @@ class TorchFile {
   std::unique_ptr<Impl> impl_;
 };
 
-// True when `path` ends in ".pt" or ".pth" (case-insensitive).
-bool has_torch_extension(const std::filesystem::path& path);
-
 }  // namespace ckptio

@@ -318,11 +318,4 @@ std::vector<std::uint8_t> TorchFile::read(std::size_t index) const {
   return out;
 }
 
-bool has_torch_extension(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".pt" || ext == ".pth";
-}
-
 }  // namespace ckptio

@@ -12,21 +12,6 @@ namespace fs = std::filesystem;
 
 namespace ckptio {
 
-bool is_safetensors_path(const fs::path& path) {
-  std::error_code ec;
-  const std::string name = path.filename().string();
-  if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / "latest", ec)) return false;
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      const std::string n = e.path().filename().string();
-      if (detail::ends_with(n, ".safetensors") || detail::ends_with(n, ".safetensors.index.json")) return true;
-    }
-    return false;
-  }
-  if (detail::ends_with(name, ".safetensors") || detail::ends_with(name, ".safetensors.index.json")) return true;
-  return fs::is_regular_file(path, ec) && !detail::is_hdf5_file(path) && !detail::ends_with(name, ".h5");
-}
-
 SafetensorsInfo inspect_safetensors(const fs::path& path) {
   SafetensorsInfo info;
   info.path = path;

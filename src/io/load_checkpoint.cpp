@@ -3,6 +3,7 @@
 #include "ckptio/load_checkpoint.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -47,6 +48,14 @@ std::string encode(const Resolved& r) {
 Resolved decode(const std::string& text) {
   const auto j = nlohmann::json::parse(text);
   return {j["container"], j["torch"], j["group"], j["files"]};
+}
+
+// True when `path` ends in ".pt" or ".pth" (case-insensitive), the names torch.save files get.
+bool has_torch_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".pt" || ext == ".pth";
 }
 
 // The top-level key of a torch.save file to load: the one asked for, else "ema" or "model"
