@@ -11,6 +11,7 @@
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
 #include "ckptio/state_dict.hpp"
+#include "ckptio/tensor_info.hpp"
 #include "ckptio/torch_file.hpp"
 #include "ckptio/verify.hpp"
 #include "ckptio/version.hpp"

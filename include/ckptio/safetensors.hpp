@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ckptio/dtype.hpp"
+#include "ckptio/tensor_info.hpp"
 
 namespace ckptio {
 
@@ -52,21 +53,12 @@ struct ExportResult {
 ExportResult export_safetensors(MPI_Comm comm, const std::filesystem::path& checkpoint, const std::string& group,
                                 const std::filesystem::path& out, const ExportOptions& options = {});
 
-// One tensor of a safetensors file or sharded export, as its header describes it.
-struct SafetensorsTensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<std::int64_t> shape;
-  std::uint64_t bytes = 0;
-  std::string file;  // the file's name (the shard that holds it)
-};
-
 struct SafetensorsInfo {
   std::filesystem::path path;                   // as given
   std::vector<std::filesystem::path> files;     // the .safetensors files
   std::optional<std::filesystem::path> index;   // the index of a sharded export
   std::map<std::string, std::string> metadata;  // __metadata__ of the first file
-  std::vector<SafetensorsTensorInfo> tensors;   // sorted by name
+  std::vector<TensorInfo> tensors;              // format Safetensors, with `file`; sorted by name
   std::uint64_t tensor_bytes = 0;
   std::uint64_t file_bytes = 0;  // all files together
 };

@@ -43,7 +43,12 @@ SafetensorsInfo inspect_safetensors(const fs::path& path) {
     for (const auto& t : file.header().tensors) {
       if (auto [it, fresh] = seen.emplace(t.name, files[i]); !fresh)
         throw FormatError(files[i] + ": tensor '" + t.name + "' is also stored in " + it->second);
-      info.tensors.push_back({t.name, t.dtype, t.shape, t.bytes(), fs::path(files[i]).filename().string()});
+      info.tensors.push_back(TensorInfo{.format = TensorFormat::Safetensors,
+                                        .name = t.name,
+                                        .dtype = t.dtype,
+                                        .shape = t.shape,
+                                        .bytes = t.bytes(),
+                                        .file = fs::path(files[i]).filename().string()});
       info.tensor_bytes += t.bytes();
     }
   }

@@ -65,7 +65,7 @@ std::string torch_group(const fs::path& file, const std::string& asked) {
   const TorchFile torch(file);
   auto has_prefix = [&](const std::string& key) {
     return std::any_of(torch.tensors().begin(), torch.tensors().end(),
-                       [&](const TorchTensorInfo& t) { return t.name.compare(0, key.size() + 1, key + ".") == 0; });
+                       [&](const TensorInfo& t) { return t.name.compare(0, key.size() + 1, key + ".") == 0; });
   };
   if (!asked.empty()) {
     if (!has_prefix(asked)) throw UsageError(file.string() + " has no tensors under the top-level key '" + asked + "'");
