@@ -185,5 +185,45 @@ TEST_F(LoadErrors, FutureFormatVersionIsRefused) {
       << msg;
 }
 
+// Options that only load_checkpoint uses are refused by CheckpointIO's loads instead of being
+// ignored, agreed when one rank alone sets one.
+TEST_F(LoadErrors, LoadCheckpointOnlyOptionsAreRefused) {
+  const int n = world_size(), last = n - 1;
+  TestState target({{"model", "b", DType::I32, {5}, Layout::Replicated}}, world_rank(), n);
+  CheckpointIO io(MPI_COMM_WORLD, dir_.path());
+  const std::string prefix = "[ckptio] [rank " + std::to_string(last) + "] ";
+  LoadOptions options;
+  if (world_rank() == last) options.group = "model";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load(path_, target.snapshot(), options); }),
+            prefix +
+                "load: LoadOptions::group applies to load_checkpoint only; CheckpointIO loads the groups its "
+                "Snapshot holds");
+  options = {};
+  if (world_rank() == last) options.revision = "main";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load_latest(target.snapshot(), options); }),
+            prefix +
+                "load_latest: LoadOptions::revision applies to load_checkpoint only; CheckpointIO loads its own "
+                "checkpoints, not a Hugging Face repo");
+  options = {};
+  if (world_rank() == last) options.convert_dtype = true;
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load(path_, target.snapshot(), options); }),
+            prefix +
+                "load: LoadOptions::convert_dtype applies to load_checkpoint only; CheckpointIO loads tensors in "
+                "the dtype they were saved in");
+}
+
+// load_checkpoint reports a container's keys with their group, like CheckpointIO::load.
+TEST_F(LoadErrors, LoadCheckpointReportsKeysWithTheirGroup) {
+  TestState target({{"model", "b", DType::I32, {5}, Layout::Replicated}, {"model", "c", DType::F32, {2}, Layout::Flat}},
+                   world_rank(), world_size());
+  target.poison();
+  const LoadCheckpointResult r =
+      load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, path_.string(), {.strict = false, .group = "model"});
+  EXPECT_EQ(r.keys.missing, (std::vector<KeyReport::Key>{{"model", "c"}}));
+  EXPECT_EQ(r.keys.unexpected, (std::vector<KeyReport::Key>{{"model", "a"}}));
+  EXPECT_EQ(check_pattern(*target.snapshot().model->find("b"), seed_for("model/b")), "");
+  EXPECT_EQ(r.files, (std::vector<fs::path>{path_}));
+}
+
 }  // namespace
 }  // namespace ckptio::test

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ckptio/dtype.hpp"
+#include "ckptio/load_options.hpp"
 #include "ckptio/snapshot.hpp"
 
 namespace ckptio {
@@ -50,16 +51,6 @@ struct CheckpointOptions {
   std::string export_safetensors;
   // dtype of the floating-point tensors of that export (F64, F32, F16, BF16); unset: as saved.
   std::optional<DType> export_dtype;
-};
-
-struct LoadOptions {
-  // Missing or unexpected keys are an error (listed in the message). With strict = false
-  // they are returned in LoadResult::keys and the matching tensors are loaded.
-  bool strict = true;
-  // Verify the XXH3-64 checksums of every stored piece (chunk) read; a mismatch is an
-  // IntegrityError naming the file, tensor and piece. The running state and per-rank blobs
-  // are always verified.
-  bool verify = true;
 };
 
 // Saves and loads checkpoints under one root folder:
@@ -122,6 +113,8 @@ class CheckpointIO {
   // Collective (waits for a save in flight first, as do load_latest and latest). Loads `path` into the shards of
   // `targets` (any world size, any split) and returns the running state. `path` is a container file, a checkpoint file
   // name inside the root, or a folder (resolved through its `latest`). Never falls back to another checkpoint.
+  // Uses LoadOptions::strict and verify; the fields for load_checkpoint only (group, revision, convert_dtype) must
+  // keep their defaults, and every target shard must be writable (UsageError otherwise).
   LoadResult load(const std::filesystem::path& path, const Snapshot& targets, const LoadOptions& options = {});
 
   // Collective. Loads the root's `latest`; when it cannot be opened or fails verification,

@@ -6,6 +6,7 @@
 #include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
 #include "ckptio/load_checkpoint.hpp"
+#include "ckptio/load_options.hpp"
 #include "ckptio/preemption_guard.hpp"
 #include "ckptio/safetensors.hpp"
 #include "ckptio/shard.hpp"

@@ -31,6 +31,7 @@
 #include "io/background_save.hpp"
 #include "io/device_replicas.hpp"
 #include "io/fs_util.hpp"
+#include "io/load_checks.hpp"
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
 #include "io/save_export.hpp"
@@ -725,6 +726,7 @@ fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
   impl_->wait_for_background();
+  detail::check_load_request(impl_->comm, "load", targets, options);
   return impl_->load_into_any_memory(impl_->resolve(path), targets, options);
 }
 
@@ -951,6 +953,7 @@ std::vector<std::string> CheckpointIO::Impl::load_candidates() {
 
 std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, const LoadOptions& options) {
   impl_->wait_for_background();
+  detail::check_load_request(impl_->comm, "load_latest", targets, options);
   const auto candidates = impl_->load_candidates();
   if (candidates.empty()) {
     detail::log_info("no checkpoint in ", impl_->root.string(), ": starting fresh");

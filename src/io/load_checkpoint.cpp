@@ -19,6 +19,7 @@
 #include "formats/float_convert.hpp"
 #include "formats/hf_layout.hpp"
 #include "io/fs_util.hpp"
+#include "io/load_checks.hpp"
 #include "io/safetensors_paths.hpp"
 #include "io/tensor_source.hpp"
 #include "mpi/agree.hpp"
@@ -76,7 +77,7 @@ std::string torch_group(const fs::path& file, const std::string& asked) {
   return "";
 }
 
-Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) {
+Resolved resolve(const std::string& path, const LoadOptions& options) {
   Resolved r;
   const fs::path p(path);
   std::error_code ec;
@@ -133,7 +134,7 @@ std::string join_names(const std::vector<std::string>& names) {
 }  // namespace
 
 LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_dict, const std::string& path,
-                                     const LoadCheckpointOptions& options) {
+                                     const LoadOptions& options) {
   const Comm comm(user_comm);
   const int rank = comm.rank();
   const std::string encoded =
@@ -152,7 +153,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
         throw UsageError("tensor " + name + " on rank " + std::to_string(rank) + ": " + problem);
     }
     if (resolved.container) {
-      source = detail::open_container_source(resolved.files[0], resolved.group);
+      source = detail::open_container_source(resolved.files[0], resolved.group, options.verify);
     } else if (resolved.torch) {
       source = detail::open_torch_source(resolved.files[0], resolved.group);
     } else {
@@ -174,20 +175,21 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
       pos = end + 1;
     }
   }
+  std::vector<std::string> missing, unexpected;
   for (const auto& name : requested)
-    if (!stored.count(name)) result.missing.push_back(name);
+    if (!stored.count(name)) missing.push_back(name);
   for (const auto& [name, index] : stored)
-    if (!requested.count(name)) result.unexpected.push_back(name);
+    if (!requested.count(name)) unexpected.push_back(name);
   const std::string what = resolved.files.size() == 1 ? resolved.files[0] : path;
-  if (options.strict && (!result.missing.empty() || !result.unexpected.empty())) {
+  if (options.strict && (!missing.empty() || !unexpected.empty())) {
     std::string message = what + ": state dict does not match (strict load)";
-    if (!result.missing.empty())
-      message += "; missing keys (" + std::to_string(result.missing.size()) + "): " + join_names(result.missing);
-    if (!result.unexpected.empty())
-      message +=
-          "; unexpected keys (" + std::to_string(result.unexpected.size()) + "): " + join_names(result.unexpected);
+    if (!missing.empty()) message += "; missing keys (" + std::to_string(missing.size()) + "): " + join_names(missing);
+    if (!unexpected.empty())
+      message += "; unexpected keys (" + std::to_string(unexpected.size()) + "): " + join_names(unexpected);
     detail::rethrow(Failure{ErrorKind::Mismatch, detail::agreed_message(0, "load_checkpoint", message)});
   }
+  for (auto& name : missing) result.keys.missing.push_back({resolved.group, std::move(name)});
+  for (auto& name : unexpected) result.keys.unexpected.push_back({resolved.group, std::move(name)});
 
   detail::run_agreed(comm, "load_checkpoint " + path, [&] {
     std::vector<char> staging;
@@ -218,7 +220,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
       }
     }
   });
-  detail::log_info("loaded ", requested.size() - result.missing.size(), " tensors from ", what);
+  detail::log_info("loaded ", requested.size() - result.keys.missing.size(), " tensors from ", what);
   return result;
 }
 
