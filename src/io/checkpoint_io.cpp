@@ -120,7 +120,7 @@ std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int ran
 }
 
 const char* byte_pointer(const LocalTensor& t, const detail::Segment& s) {
-  return static_cast<const char*>(t.shard->data) +
+  return static_cast<const char*>(t.shard->data.get()) +
          static_cast<std::size_t>(s.memory_offset) * dtype_size(t.shard->dtype);
 }
 
@@ -844,7 +844,8 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   });
   auto piece_memory = [&](int decl, int segment) {
     const LocalTensor& t = *request_tensor[decl];
-    return const_cast<char*>(byte_pointer(t, t.segments[segment]));
+    return static_cast<char*>(t.shard->data.writable()) +
+           static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
   };
 
   try {
@@ -916,7 +917,7 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
     result.bytes_received_nccl =
         detail::send_device_replicas(comm, nccl, read_plan, on_devices, [&](int decl, int segment) {
           const LocalTensor& t = *request_tensor[decl];
-          return static_cast<char*>(device_shards[decl]->data) +
+          return static_cast<char*>(device_shards[decl]->data.writable()) +
                  static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
         });
     result.bytes_received += result.bytes_received_nccl;

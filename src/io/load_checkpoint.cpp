@@ -145,6 +145,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
 
   std::unique_ptr<detail::TensorSource> source;
   detail::run_agreed(comm, "load_checkpoint " + path, [&] {
+    detail::check_writable_targets(state_dict, "", rank);
     for (const auto& [name, shard] : state_dict) {
       if (shard.device != kHostMemory)
         throw UsageError("tensor " + name + " on rank " + std::to_string(rank) +
@@ -207,8 +208,8 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
         throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(shard.global_shape) +
                             " but stored with " + detail::shape_to_string(st.shape));
       for (const auto& seg : detail::segments_of(shard)) {
-        char* dst =
-            static_cast<char*>(shard.data) + static_cast<std::size_t>(seg.memory_offset) * dtype_size(shard.dtype);
+        char* dst = static_cast<char*>(shard.data.writable()) +
+                    static_cast<std::size_t>(seg.memory_offset) * dtype_size(shard.dtype);
         const auto n = static_cast<std::size_t>(detail::block_volume(seg.block));
         if (!convert) {
           source->read_block(it->second, seg.block, dst);
