@@ -7,9 +7,10 @@
 
 namespace ckptio {
 
-// Options of a load. Each field says which calls it applies to; a field that does not apply
-// to a call must keep its default there (UsageError otherwise), so that nothing is ignored
-// silently.
+// Options of a load. Each field says which calls it applies to. CheckpointIO::load and
+// load_latest refuse (UsageError) the fields for load_checkpoint only, rather than ignore
+// them. load_checkpoint takes any kind of path in one call, so it ignores `group` for
+// safetensors and `revision` for anything but a Hugging Face repo id.
 struct LoadOptions {
   // Every call. Missing or unexpected keys are a MismatchError that lists them. With
   // strict = false they are returned in the result's KeyReport and the tensors that match
