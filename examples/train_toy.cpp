@@ -61,6 +61,20 @@ constexpr float kNoiseScale = 0.01f;  // input-noise augmentation
 constexpr std::uint64_t kSamplerSeed = 42;
 constexpr std::uint64_t kNoiseSeed = 7;
 
+// This program's exit status for a ckptio error: 2 for a usage error, 3 for I/O (a locked
+// root included), 1 for damaged or mismatching input. (The ckptio tool uses the same codes.)
+int exit_code_for(ckptio::ErrorKind kind) {
+  switch (kind) {
+    case ckptio::ErrorKind::Usage:
+      return 2;
+    case ckptio::ErrorKind::Io:
+    case ckptio::ErrorKind::Locked:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
 int rank_in(MPI_Comm comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
@@ -288,7 +302,7 @@ int refuse_non_empty_root(MPI_Comm comm, const std::filesystem::path& root) {
       }
     } catch (const ckptio::Error& error) {
       std::cerr << "train_toy: error: " << error.what() << std::endl;
-      exit_code = ckptio::exit_code_for(error.kind());
+      exit_code = exit_code_for(error.kind());
     }
   }
   MPI_Bcast(&exit_code, 1, MPI_INT, 0, comm);
@@ -379,7 +393,7 @@ int main(int argc, char** argv) {
   } catch (const ckptio::Error& error) {
     // ckptio raises the same error on every rank, so every rank gets here and can finalize.
     if (rank_in(MPI_COMM_WORLD) == 0) std::cerr << "train_toy: error: " << error.what() << std::endl;
-    exit_code = ckptio::exit_code_for(error.kind());
+    exit_code = exit_code_for(error.kind());
   } catch (const std::exception& error) {
     // Other errors may hit one rank only, while the rest wait in a collective: stop them all.
     std::cerr << "train_toy: rank " << rank_in(MPI_COMM_WORLD) << ": error: " << error.what() << std::endl;

@@ -27,7 +27,7 @@ class DeviceMirror {
         TensorShard d = shard;
         d.data = detail::cuda::alloc_device(shard.local_bytes(), 0);
         d.device = 0;
-        buffers_.push_back(d.data);
+        buffers_.push_back(d.data.writable());
         dict.add(name, d);
       }
       *groups[g] = std::move(dict);
@@ -48,9 +48,9 @@ class DeviceMirror {
       for (const auto& [name, shard] : *host.group(group)) {
         const TensorShard* d = mirrored_.group(group)->find(name);
         if (to_device)
-          detail::cuda::copy_host_to_device(d->data, shard.data, shard.local_bytes(), 0);
+          detail::cuda::copy_host_to_device(d->data.writable(), shard.data.get(), shard.local_bytes(), 0);
         else
-          detail::cuda::copy_device_to_host(shard.data, d->data, shard.local_bytes(), 0);
+          detail::cuda::copy_device_to_host(shard.data.writable(), d->data.get(), shard.local_bytes(), 0);
       }
     }
   }

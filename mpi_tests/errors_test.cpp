@@ -185,5 +185,86 @@ TEST_F(LoadErrors, FutureFormatVersionIsRefused) {
       << msg;
 }
 
+// Options that only load_checkpoint uses are refused by CheckpointIO's loads instead of being
+// ignored, agreed when one rank alone sets one.
+TEST_F(LoadErrors, LoadCheckpointOnlyOptionsAreRefused) {
+  const int n = world_size(), last = n - 1;
+  TestState target({{"model", "b", DType::I32, {5}, Layout::Replicated}}, world_rank(), n);
+  CheckpointIO io(MPI_COMM_WORLD, dir_.path());
+  const std::string prefix = "[ckptio] [rank " + std::to_string(last) + "] ";
+  LoadOptions options;
+  if (world_rank() == last) options.group = "model";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load(path_, target.snapshot(), options); }),
+            prefix +
+                "load: LoadOptions::group applies to load_checkpoint only; CheckpointIO loads the groups its "
+                "Snapshot holds");
+  options = {};
+  if (world_rank() == last) options.revision = "main";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load_latest(target.snapshot(), options); }),
+            prefix +
+                "load_latest: LoadOptions::revision applies to load_checkpoint only; CheckpointIO loads its own "
+                "checkpoints, not a Hugging Face repo");
+  options = {};
+  if (world_rank() == last) options.convert_dtype = true;
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load(path_, target.snapshot(), options); }),
+            prefix +
+                "load: LoadOptions::convert_dtype applies to load_checkpoint only; CheckpointIO loads tensors in "
+                "the dtype they were saved in");
+}
+
+// A shard made from a pointer to const can be saved from but not loaded into: every load
+// refuses it before reading, and the memory keeps its values.
+TEST_F(LoadErrors, ReadOnlyShardsAreSavedButNotLoadedInto) {
+  const int n = world_size(), last = n - 1;
+  const std::vector<std::int32_t> constant = {1, 2, 3, 4, 5};
+  std::vector<std::int32_t> writable(5, -1);
+  StateDict weights;
+  if (world_rank() == last)
+    weights.add("b", TensorShard::whole(constant.data(), DType::I32, {5}));
+  else
+    weights.add("b", TensorShard::whole(writable.data(), DType::I32, {5}));
+  Snapshot targets;
+  targets.model = weights;
+  CheckpointIO io(MPI_COMM_WORLD, dir_.path());
+  const std::string where = "tensor model/b on rank " + std::to_string(last) +
+                            ": its shard is read-only (made from a pointer to const) and a load writes into it";
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load(path_, targets, {.strict = false}); }),
+            "[ckptio] [rank " + std::to_string(last) + "] load: " + where);
+  EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.load_latest(targets, {.strict = false}); }),
+            "[ckptio] [rank " + std::to_string(last) + "] load_latest: " + where);
+  EXPECT_EQ(expect_agreed_error<UsageError>(
+                [&] { load_checkpoint(MPI_COMM_WORLD, weights, path_.string(), {.strict = false, .group = "model"}); }),
+            "[ckptio] [rank " + std::to_string(last) + "] load_checkpoint " + path_.string() + ": tensor b on rank " +
+                std::to_string(last) +
+                ": its shard is read-only (made from a pointer to const) and a load writes "
+                "into it");
+  EXPECT_EQ(constant, (std::vector<std::int32_t>{1, 2, 3, 4, 5}));
+  if (world_rank() != last) EXPECT_EQ(writable, std::vector<std::int32_t>(5, -1));
+
+  // Saving from the same read-only memory works, and loads back bit for bit.
+  Snapshot from_const;
+  from_const.model.emplace().add("b", TensorShard::whole(constant.data(), DType::I32, {5}));
+  from_const.running.global_step = 2;
+  const fs::path saved = io.save(from_const);
+  std::vector<std::int32_t> back(5, 0);
+  Snapshot into;
+  into.model.emplace().add("b", TensorShard::whole(back.data(), DType::I32, {5}));
+  io.load(saved, into);
+  EXPECT_EQ(back, constant);
+}
+
+// load_checkpoint reports a container's keys with their group, like CheckpointIO::load.
+TEST_F(LoadErrors, LoadCheckpointReportsKeysWithTheirGroup) {
+  TestState target({{"model", "b", DType::I32, {5}, Layout::Replicated}, {"model", "c", DType::F32, {2}, Layout::Flat}},
+                   world_rank(), world_size());
+  target.poison();
+  const LoadCheckpointResult r =
+      load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, path_.string(), {.strict = false, .group = "model"});
+  EXPECT_EQ(r.keys.missing, (std::vector<KeyReport::Key>{{"model", "c"}}));
+  EXPECT_EQ(r.keys.unexpected, (std::vector<KeyReport::Key>{{"model", "a"}}));
+  EXPECT_EQ(check_pattern(*target.snapshot().model->find("b"), seed_for("model/b")), "");
+  EXPECT_EQ(r.files, (std::vector<fs::path>{path_}));
+}
+
 }  // namespace
 }  // namespace ckptio::test

@@ -1,8 +1,9 @@
 // Checksums on load: a flipped byte in a tensor's data region is an IntegrityError naming
 // file, tensor and piece, agreed by every rank, also when the load reshards; verification
-// can be switched off; load_latest falls back past a checkpoint that fails verification;
-// verify_container reports the damage. Tensors here are larger than one checksum chunk
-// (1 MiB) so that partial reads of stored pieces are exercised.
+// can be switched off, for CheckpointIO::load and load_checkpoint alike; load_latest falls
+// back past a checkpoint that fails verification; verify_container reports the damage.
+// Tensors here are larger than one checksum chunk (1 MiB) so that partial reads of stored
+// pieces are exercised.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -116,6 +117,22 @@ TEST(Integrity, FlippedDataByteIsAnAgreedIntegrityErrorAndLoadLatestFallsBack) {
   int any = 0;
   MPI_Allreduce(&holds, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   EXPECT_EQ(any, 1) << "the flipped byte should have reached some rank";
+
+  // load_checkpoint verifies a container the same way (LoadOptions::verify), and can skip it.
+  for (Layout layout : {Layout::Dim0Blocks, Layout::Flat}) {
+    TestState weights(with_layout(layout), world_rank(), world_size());
+    const auto msg = expect_agreed_error<IntegrityError>(
+        [&] { load_checkpoint(MPI_COMM_WORLD, *weights.snapshot().model, file.string(), {.group = "model"}); });
+    EXPECT_NE(msg.find("load_checkpoint " + file.string() + ": " + file.string() + ": tensor model/w, piece "),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("data does not match its checksum"), std::string::npos) << msg;
+    load_checkpoint(MPI_COMM_WORLD, *weights.snapshot().model, file.string(), {.verify = false, .group = "model"});
+    const int damaged = weights.check().empty() ? 0 : 1;
+    int seen = 0;
+    MPI_Allreduce(&damaged, &seen, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    EXPECT_EQ(seen, 1) << layout_name(layout) << ": the flipped byte should have reached some rank";
+  }
 
   // load_latest skips the damaged checkpoint for the older one, loudly.
   TestState loaded(kSaved, world_rank(), world_size());

@@ -66,7 +66,7 @@ class OnDevice {
         TensorShard d = shard;
         d.data = detail::cuda::alloc_device(shard.local_bytes(), device);
         d.device = device;
-        buffers_.push_back(d.data);
+        buffers_.push_back(d.data.writable());
         dict.add(name, d);
       }
       *group = std::move(dict);
@@ -86,9 +86,9 @@ class OnDevice {
       for (const auto& [name, shard] : *host.group(group)) {
         const TensorShard* d = mirrored_.group(group)->find(name);
         if (to_device)
-          detail::cuda::copy_host_to_device(d->data, shard.data, shard.local_bytes(), device_);
+          detail::cuda::copy_host_to_device(d->data.writable(), shard.data.get(), shard.local_bytes(), device_);
         else
-          detail::cuda::copy_device_to_host(shard.data, d->data, shard.local_bytes(), device_);
+          detail::cuda::copy_device_to_host(shard.data.writable(), d->data.get(), shard.local_bytes(), device_);
       }
     }
   }

@@ -1,8 +1,10 @@
 // PreemptionGuard::should_stop: every rank agrees on the same stopping step, whichever rank
 // got the signal, at most one step after it arrived; repeated calls for one step are
-// harmless; without a signal it never stops.
+// harmless; without a signal it never stops. The guard holds one duplicate of the
+// communicator, counted through MPI's profiling interface (the calls go on to the real MPI).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <vector>
@@ -10,6 +12,12 @@
 #include "support/test_util.hpp"
 
 namespace ckptio::test {
+
+// MPI_Comm_dup and MPI_Comm_free calls in this process (an asynchronous save's thread may
+// make some).
+std::atomic<long> comm_dups{0};
+std::atomic<long> comm_frees{0};
+
 namespace {
 
 // Every rank's value, in rank order.
@@ -146,5 +154,43 @@ TEST_F(Preemption, OnlyUsr1OrUsr2CanBeTheRequeueSignal) {
   EXPECT_THROW(PreemptionGuard(MPI_COMM_WORLD, io, options), UsageError);
 }
 
+TEST_F(Preemption, HoldsOneDuplicateOfTheCommunicatorAndFreesIt) {
+  CheckpointIO io(MPI_COMM_WORLD, dir_.path());
+  const long dups = comm_dups;
+  const long frees = comm_frees;
+  {
+    PreemptionGuard guard(MPI_COMM_WORLD, io);
+    EXPECT_EQ(comm_dups - dups, 1);
+    EXPECT_EQ(comm_frees - frees, 0);
+    EXPECT_FALSE(guard.should_stop(1));
+    EXPECT_FALSE(guard.should_stop(2));  // leaves a reduction in flight for the destructor
+  }
+  EXPECT_EQ(comm_dups - dups, 1);
+  EXPECT_EQ(comm_frees - frees, 1);
+
+  // A guard refused on every rank frees its duplicate too.
+  PreemptionOptions bad;
+  bad.poll_seconds = 0;
+  try {
+    PreemptionGuard refused(MPI_COMM_WORLD, io, bad);
+    FAIL() << "poll_seconds = 0 was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "[ckptio] [rank 0] PreemptionGuard: poll_seconds must be > 0");
+  }
+  EXPECT_EQ(comm_dups - dups, 2);
+  EXPECT_EQ(comm_frees - frees, 2);
+}
+
 }  // namespace
 }  // namespace ckptio::test
+
+// MPI's profiling interface: count, then call the real MPI through its PMPI_ names.
+extern "C" int MPI_Comm_dup(MPI_Comm comm, MPI_Comm* newcomm) {
+  ++ckptio::test::comm_dups;
+  return PMPI_Comm_dup(comm, newcomm);
+}
+
+extern "C" int MPI_Comm_free(MPI_Comm* comm) {
+  ++ckptio::test::comm_frees;
+  return PMPI_Comm_free(comm);
+}

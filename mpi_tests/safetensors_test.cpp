@@ -95,7 +95,7 @@ TEST(SafetensorsLoad, EveryRankGetsItsPieceOfASingleFileAndOfShards) {
       TestState target(export_specs(layout), world_rank(), world_size());
       target.poison();
       const auto r = load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, source);
-      EXPECT_TRUE(r.missing.empty() && r.unexpected.empty());
+      EXPECT_TRUE(r.keys.clean());
       EXPECT_TRUE(all_ranks(target.check().empty())) << source << " " << layout_name(layout) << ": " << target.check();
     }
   }
@@ -115,11 +115,12 @@ TEST(SafetensorsLoad, KeysShapesAndDtypes) {
   EXPECT_EQ(message,
             "[ckptio] [rank 0] load_checkpoint: " + file.string() +
                 ": state dict does not match (strict load); missing keys (1): extra; unexpected keys (1): t.F64");
-  LoadCheckpointOptions lenient;
+  LoadOptions lenient;
   lenient.strict = false;
   const auto r = load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, file.string(), lenient);
-  EXPECT_EQ(r.missing, std::vector<std::string>{"extra"});
-  EXPECT_EQ(r.unexpected, std::vector<std::string>{"t.F64"});
+  // A safetensors file has no groups: the keys' group is empty.
+  EXPECT_EQ(r.keys.missing, (std::vector<KeyReport::Key>{{"", "extra"}}));
+  EXPECT_EQ(r.keys.unexpected, (std::vector<KeyReport::Key>{{"", "t.F64"}}));
 
   std::vector<float> wrong(6);
   StateDict shape_sd;
@@ -209,7 +210,7 @@ TEST(SafetensorsLoad, FromAFakeHuggingFaceCache) {
     fs::rename(repo / "snapshots" / "bad1", repo / "snapshots" / "bad1bad1bad1bad1bad1bad1bad1bad1bad1bad1");
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  LoadCheckpointOptions options;
+  LoadOptions options;
   options.revision = "bad1";
   const std::string traversal = expect_agreed_error<FormatError>(
       [&] { load_checkpoint(MPI_COMM_WORLD, *target.snapshot().model, "org/tiny", options); });

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "byte_size.hpp"
 #include "ckptio/error.hpp"
 #include "ckptio/safetensors.hpp"
 #include "commands.hpp"

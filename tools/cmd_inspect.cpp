@@ -34,7 +34,7 @@ int run_inspect(const InspectOptions& options, const ToolContext& context) {
     }
     return kExitSuccess;
   }
-  if (ckptio::is_safetensors_path(options.path)) {
+  if (is_safetensors_input(options.path)) {
     const auto info = ckptio::inspect_safetensors(options.path);
     if (options.json)
       context.out << inspect_safetensors_document(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)

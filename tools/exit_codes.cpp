@@ -6,9 +6,25 @@
 
 namespace ckptio::tool {
 
+int exit_code_for(ckptio::ErrorKind kind) noexcept {
+  switch (kind) {
+    case ckptio::ErrorKind::Usage:
+      return kExitUsage;
+    case ckptio::ErrorKind::Io:
+    case ckptio::ErrorKind::Locked:
+      return kExitIo;
+    case ckptio::ErrorKind::Format:
+    case ckptio::ErrorKind::Integrity:
+    case ckptio::ErrorKind::Mismatch:
+    case ckptio::ErrorKind::Generic:
+      return kExitBadInput;
+  }
+  return kExitBadInput;
+}
+
 Failure describe_failure(const std::exception& error) {
   if (const auto* ckptio_error = dynamic_cast<const ckptio::Error*>(&error)) {
-    return {ckptio::exit_code_for(ckptio_error->kind()), ckptio_error->what()};
+    return {exit_code_for(ckptio_error->kind()), ckptio_error->what()};
   }
   // The operating system refused a directory scan or a stat: that is I/O, whatever the
   // standard library calls it.

@@ -4,12 +4,18 @@
 #include <exception>
 #include <string>
 
+#include "ckptio/error.hpp"
+
 namespace ckptio::tool {
 
 inline constexpr int kExitSuccess = 0;
 inline constexpr int kExitBadInput = 1;  // integrity or format error in the input
 inline constexpr int kExitUsage = 2;     // bad command line or API misuse
 inline constexpr int kExitIo = 3;        // I/O error, locked root, file not found
+
+// The exit code for an error of this kind: integrity, format, mismatch and generic errors
+// are bad input, usage errors usage, I/O and locked-root errors I/O.
+int exit_code_for(ckptio::ErrorKind kind) noexcept;
 
 // A failure turned into what the user sees: the exit code and the message for stderr.
 struct Failure {

@@ -1,7 +1,5 @@
 #include "torch_report.hpp"
 
-#include <fstream>
-
 #include "json_summary.hpp"
 #include "text_format.hpp"
 
@@ -18,15 +16,6 @@ std::uint64_t total_bytes(const ckptio::TorchFile& file) {
 }
 
 }  // namespace
-
-bool is_torch_input(const std::filesystem::path& path) {
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) return false;
-  if (ckptio::has_torch_extension(path)) return true;
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  return in.read(magic, 4) && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
-}
 
 void print_torch_text(const std::filesystem::path& path, const ckptio::TorchFile& file, std::ostream& out) {
   const std::uint64_t file_bytes = std::filesystem::file_size(path);

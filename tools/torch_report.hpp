@@ -13,10 +13,6 @@ namespace ckptio::tool {
 
 inline constexpr const char* kInspectTorchSchema = "ckptio.inspect-pt/1";
 
-// True when `path` is a regular file that starts like a zip archive (what torch.save
-// writes) or has a .pt/.pth extension: `inspect` reads it as a PyTorch file.
-bool is_torch_input(const std::filesystem::path& path);
-
 void print_torch_text(const std::filesystem::path& path, const ckptio::TorchFile& file, std::ostream& out);
 nlohmann::json torch_document(const std::filesystem::path& path, const ckptio::TorchFile& file);
 

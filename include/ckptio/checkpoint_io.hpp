@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ckptio/dtype.hpp"
+#include "ckptio/load_options.hpp"
 #include "ckptio/snapshot.hpp"
 
 namespace ckptio {
@@ -25,8 +26,8 @@ struct CheckpointOptions {
   std::uint64_t max_staging_bytes = 0;
   // Ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE) for save_async's
   // staging buffer when it is ordinary (not page-locked) memory: fewer page faults and TLB
-  // misses, but each first touch zeroes 2 MiB; on the VM measured in docs/PERFORMANCE.md it
-  // made the first save_async slower and later ones no faster, so it is off by default.
+  // misses, but each first touch zeroes 2 MiB, so the first save_async may get slower.
+  // Off by default; docs/PERFORMANCE.md says how to measure both on your machine.
   bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
@@ -37,9 +38,9 @@ struct CheckpointOptions {
   std::uint64_t alignment = 0;
   // Write the large pieces of tensor data with O_DIRECT (their page-aligned middle; the
   // ends, small tensors and metadata stay buffered), so that they go from the shards to the
-  // device without a copy into the page cache: on the machine in docs/PERFORMANCE.md saves
-  // ran about 5x faster, because that copy, serialised on one shared file, was the
-  // bottleneck. A file system that refuses O_DIRECT (tmpfs) is written buffered. The data
+  // device without a copy into the page cache (that copy, serialised on one shared file,
+  // limits buffered saves; docs/PERFORMANCE.md has figures). A file system that refuses
+  // O_DIRECT (tmpfs) is written buffered. The data
   // are durable at the commit either way (the file is fsynced). The environment variable
   // CKPTIO_DIRECT_IO=1 or 0 overrides this option.
   bool direct_io = true;
@@ -50,16 +51,6 @@ struct CheckpointOptions {
   std::string export_safetensors;
   // dtype of the floating-point tensors of that export (F64, F32, F16, BF16); unset: as saved.
   std::optional<DType> export_dtype;
-};
-
-struct LoadOptions {
-  // Missing or unexpected keys are an error (listed in the message). With strict = false
-  // they are returned in LoadResult::keys and the matching tensors are loaded.
-  bool strict = true;
-  // Verify the XXH3-64 checksums of every stored piece (chunk) read; a mismatch is an
-  // IntegrityError naming the file, tensor and piece. The running state and per-rank blobs
-  // are always verified.
-  bool verify = true;
 };
 
 // Saves and loads checkpoints under one root folder:
@@ -75,10 +66,12 @@ class CheckpointIO {
   // another live process holds it). The communicator is duplicated; comm may be freed after.
   CheckpointIO(MPI_Comm comm, std::filesystem::path root, CheckpointOptions options = {});
   ~CheckpointIO();
+  // Neither copyable nor movable: a PreemptionGuard and a save in flight refer to it by
+  // address. To hand one around, hold it by pointer (std::unique_ptr, std::optional::emplace).
   CheckpointIO(const CheckpointIO&) = delete;
   CheckpointIO& operator=(const CheckpointIO&) = delete;
-  CheckpointIO(CheckpointIO&&) noexcept;
-  CheckpointIO& operator=(CheckpointIO&&) noexcept;
+  CheckpointIO(CheckpointIO&&) = delete;
+  CheckpointIO& operator=(CheckpointIO&&) = delete;
 
   // Collective. Writes <root>/epoch{E}-global_step{G}.h5 atomically and makes it `latest`;
   // returns its path. An existing checkpoint of the same name is replaced.
@@ -120,6 +113,8 @@ class CheckpointIO {
   // Collective (waits for a save in flight first, as do load_latest and latest). Loads `path` into the shards of
   // `targets` (any world size, any split) and returns the running state. `path` is a container file, a checkpoint file
   // name inside the root, or a folder (resolved through its `latest`). Never falls back to another checkpoint.
+  // Uses LoadOptions::strict and verify; the fields for load_checkpoint only (group, revision, convert_dtype) must
+  // keep their defaults, and every target shard must be writable (UsageError otherwise).
   LoadResult load(const std::filesystem::path& path, const Snapshot& targets, const LoadOptions& options = {});
 
   // Collective. Loads the root's `latest`; when it cannot be opened or fails verification,

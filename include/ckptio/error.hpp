@@ -56,8 +56,4 @@ class LockedError : public Error {
 // Throws the subclass that matches kind, with message.
 [[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
 
-// Exit status for command-line tools: 1 integrity/format error in the input, 2 usage
-// error, 3 I/O error (Locked counts as I/O, Mismatch and Generic as format/input).
-int exit_code_for(ErrorKind kind) noexcept;
-
 }  // namespace ckptio

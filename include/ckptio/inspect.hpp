@@ -11,17 +11,9 @@
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
 #include "ckptio/snapshot.hpp"
+#include "ckptio/tensor_info.hpp"
 
 namespace ckptio {
-
-struct TensorInfo {
-  std::string group;  // "model", "optimizer" or "ema"
-  std::string name;
-  DType dtype = DType::F32;
-  Shape shape;
-  std::uint64_t bytes = 0;
-  std::size_t pieces = 0;  // pieces written by the saving ranks
-};
 
 struct ContainerInfo {
   std::filesystem::path path;
@@ -33,7 +25,7 @@ struct ContainerInfo {
   std::uint64_t file_bytes = 0;
   RunningState running;
   std::vector<std::uint64_t> rank_blob_sizes;  // one per saving rank
-  std::vector<TensorInfo> tensors;             // in group order, then file order
+  std::vector<TensorInfo> tensors;             // format Container; in group order, then file order
 };
 
 // Reads a container's header and index (no tensor data). `path` may be a container file

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace ckptio {
@@ -67,16 +68,20 @@ inline constexpr int kPreemptedExitCode = 75;
 //     if (stop) guard.exit_after_save();   // never returns; exit status 75
 //   }
 //
-// One guard per process. Not movable: a reduction in flight points into it.
+// One guard per process. Neither copyable nor movable: a reduction in flight points into it.
 class PreemptionGuard {
  public:
   // Collective over comm. Logs SLURM_RESTART_COUNT and, under Slurm, the job's remaining time.
-  // `io` is asked how long recent saves took; it must outlive the guard.
+  // The communicator is duplicated (once); comm may be freed after. `io` is asked how long
+  // recent saves took; it must outlive the guard (CheckpointIO cannot move, so its address
+  // stays valid for as long as it lives).
   PreemptionGuard(MPI_Comm comm, const CheckpointIO& io, PreemptionOptions options = {});
   // Collective when a reduction is still in flight (it is completed); restores the handlers.
   ~PreemptionGuard();
   PreemptionGuard(const PreemptionGuard&) = delete;
   PreemptionGuard& operator=(const PreemptionGuard&) = delete;
+  PreemptionGuard(PreemptionGuard&&) = delete;
+  PreemptionGuard& operator=(PreemptionGuard&&) = delete;
 
   // Collective. Call once per completed step g, with increasing g. Returns the same answer on
   // every rank: true once a signal has reached any rank or the walltime ran short, at most
@@ -86,7 +91,7 @@ class PreemptionGuard {
   bool should_stop(std::int64_t global_step);
 
   // The agreed reason; None until should_stop returned true.
-  StopReason reason() const noexcept { return reason_; }
+  StopReason reason() const noexcept;
   // Whether exit_after_save() will requeue the job (the same on every rank).
   bool requeue_due() const;
 
@@ -97,35 +102,8 @@ class PreemptionGuard {
   [[noreturn]] void exit_after_save();
 
  private:
-  int complete_reduction();
-  void start_reduction(std::int64_t global_step);
-  int local_bits(std::int64_t global_step);
-  void probe_walltime();
-  double lead_seconds() const;
-  std::string lead_description() const;
-  std::string requeue_decision() const;  // empty when a requeue is due, else why not
-
-  MPI_Comm comm_ = MPI_COMM_NULL;
-  int rank_ = 0;
-  const CheckpointIO* io_;
-  PreemptionOptions options_;
-  int send_bits_ = 0;
-  int recv_bits_ = 0;
-  MPI_Request request_ = MPI_REQUEST_NULL;
-  std::int64_t request_step_ = -1;  // the step whose call started the reduction in flight
-  std::int64_t last_step_ = -1;
-  bool last_answer_ = false;
-  StopReason reason_ = StopReason::None;
-  int agreed_bits_ = 0;
-  bool seen_requeue_signal_ = false;
-  bool seen_term_ = false;
-  bool walltime_short_ = false;
-  // Walltime state (rank 0 only).
-  double deadline_ = -1.0;    // monotonic seconds at which the job ends; < 0: unknown
-  double last_probe_ = -1.0;  // monotonic seconds of the last squeue
-  double last_step_time_ = -1.0;
-  double step_seconds_ = 0.0;  // the longest recent step
-  bool lead_logged_ = false;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ckptio

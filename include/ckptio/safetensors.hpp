@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ckptio/dtype.hpp"
+#include "ckptio/tensor_info.hpp"
 
 namespace ckptio {
 
@@ -52,21 +53,12 @@ struct ExportResult {
 ExportResult export_safetensors(MPI_Comm comm, const std::filesystem::path& checkpoint, const std::string& group,
                                 const std::filesystem::path& out, const ExportOptions& options = {});
 
-// One tensor of a safetensors file or sharded export, as its header describes it.
-struct SafetensorsTensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<std::int64_t> shape;
-  std::uint64_t bytes = 0;
-  std::string file;  // the file's name (the shard that holds it)
-};
-
 struct SafetensorsInfo {
   std::filesystem::path path;                   // as given
   std::vector<std::filesystem::path> files;     // the .safetensors files
   std::optional<std::filesystem::path> index;   // the index of a sharded export
   std::map<std::string, std::string> metadata;  // __metadata__ of the first file
-  std::vector<SafetensorsTensorInfo> tensors;   // sorted by name
+  std::vector<TensorInfo> tensors;              // format Safetensors, with `file`; sorted by name
   std::uint64_t tensor_bytes = 0;
   std::uint64_t file_bytes = 0;  // all files together
 };
@@ -74,16 +66,5 @@ struct SafetensorsInfo {
 // Reads and validates the headers (never the data) of a .safetensors file, an index file,
 // or a folder holding either. Not collective. Throws FormatError / IoError.
 SafetensorsInfo inspect_safetensors(const std::filesystem::path& path);
-
-// True when `path` is, by its name or content, a safetensors file, an index file, or a
-// folder that holds one and is not a checkpoint root (no `latest`).
-bool is_safetensors_path(const std::filesystem::path& path);
-
-// Parses a size with Hugging Face's units: "5GB" = 5*10^9, "5GiB" = 5*2^30, also KB/MB/TB,
-// KiB/MiB/TiB, "B" or a plain number of bytes (case-insensitive). Throws UsageError.
-std::uint64_t parse_byte_size(std::string_view text);
-
-// The shard file names of a sharded export: "<stem>-00001-of-00003.safetensors".
-std::string shard_file_name(const std::string& stem, std::size_t index, std::size_t count);
 
 }  // namespace ckptio

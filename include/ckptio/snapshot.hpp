@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckptio/load_options.hpp"
 #include "ckptio/state_dict.hpp"
 
 namespace ckptio {
@@ -39,19 +40,6 @@ struct Snapshot {
   const std::optional<StateDict>& group(std::string_view name) const;
 };
 
-// Keys that did not match on load, per group ("model.blocks.0.w" style is not used: the
-// group is kept separately).
-struct KeyReport {
-  struct Key {
-    std::string group;
-    std::string name;
-    bool operator==(const Key&) const = default;
-  };
-  std::vector<Key> missing;     // requested by some rank, not in the file
-  std::vector<Key> unexpected;  // in a requested group of the file, requested by no rank
-  bool clean() const { return missing.empty() && unexpected.empty(); }
-};
-
 // What load returns.
 struct LoadResult {
   std::string path;  // the container that was loaded
@@ -62,7 +50,7 @@ struct LoadResult {
   // Every saving rank's blob, in rank order, when the world size differs (empty otherwise).
   std::vector<std::vector<std::uint8_t>> saved_rank_blobs;
   int saved_world_size = 0;
-  KeyReport keys;  // non-empty only with strict = false
+  KeyReport keys;  // group and name of each key; non-empty only with LoadOptions::strict = false
   // Tensor bytes this rank read from the file, and bytes it received from the rank that
   // read a piece it shares with others (a replicated tensor is read once, then sent).
   std::uint64_t bytes_read = 0;

@@ -19,21 +19,9 @@
 
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
+#include "ckptio/tensor_info.hpp"
 
 namespace ckptio {
-
-struct TorchTensorInfo {
-  std::string name;  // dotted path from the top-level dict: "model.blocks.0.attn.qkv.weight"
-  DType dtype = DType::F32;
-  Shape shape;                       // empty for a scalar
-  std::uint64_t bytes = 0;           // elements x dtype size, as read_elements() writes them
-  std::string storage;               // the storage's key in the archive ("0", "1", ...)
-  std::int64_t storage_offset = 0;   // in elements
-  std::vector<std::int64_t> stride;  // in elements
-  bool contiguous = true;            // row-major and dense inside its storage
-
-  std::int64_t elements() const;
-};
 
 class TorchFile {
  public:
@@ -49,10 +37,11 @@ class TorchFile {
   TorchFile(TorchFile&&) noexcept;
   TorchFile& operator=(TorchFile&&) noexcept;
 
-  // The tensors in the order of the file's pickle.
-  const std::vector<TorchTensorInfo>& tensors() const;
+  // The tensors in the order of the file's pickle: format Torch, named by their dotted path
+  // from the top-level dict, with their storage, offset, strides and contiguity.
+  const std::vector<TensorInfo>& tensors() const;
   // nullptr when there is no tensor of that name.
-  const TorchTensorInfo* find(std::string_view name) const;
+  const TensorInfo* find(std::string_view name) const;
   // Every value that is not a tensor, by dotted key ("epoch", "optimizer.param_groups"),
   // in file order: the largest sub-trees without tensors, as JSON.
   const std::vector<std::pair<std::string, nlohmann::json>>& values() const;
@@ -77,8 +66,5 @@ class TorchFile {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// True when `path` ends in ".pt" or ".pth" (case-insensitive).
-bool has_torch_extension(const std::filesystem::path& path);
 
 }  // namespace ckptio

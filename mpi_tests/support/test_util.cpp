@@ -140,7 +140,7 @@ namespace {
 // Calls fn(flat index, element bytes) for every element of the shard's memory, in order.
 void for_each_element(const TensorShard& shard, const std::function<void(std::int64_t, std::uint8_t*)>& fn) {
   const std::size_t size = dtype_size(shard.dtype);
-  auto* base = static_cast<std::uint8_t*>(shard.data);
+  auto* base = static_cast<std::uint8_t*>(shard.data.writable());  // test shards are writable
   const Shape& shape = shard.global_shape;
   for (const auto& seg : detail::segments_of(shard)) {
     const auto& b = seg.block;
@@ -183,6 +183,8 @@ std::string check_pattern(const TensorShard& shard, std::uint64_t seed) {
   return problem;
 }
 
-void poison(const TensorShard& shard, std::uint8_t value) { std::memset(shard.data, value, shard.local_bytes()); }
+void poison(const TensorShard& shard, std::uint8_t value) {
+  std::memset(shard.data.writable(), value, shard.local_bytes());
+}
 
 }  // namespace ckptio::test

@@ -22,20 +22,4 @@ void throw_error(ErrorKind kind, const std::string& message) {
   throw Error(message);
 }
 
-int exit_code_for(ErrorKind kind) noexcept {
-  switch (kind) {
-    case ErrorKind::Usage:
-      return 2;
-    case ErrorKind::Io:
-    case ErrorKind::Locked:
-      return 3;
-    case ErrorKind::Format:
-    case ErrorKind::Integrity:
-    case ErrorKind::Mismatch:
-    case ErrorKind::Generic:
-      return 1;
-  }
-  return 1;
-}
-
 }  // namespace ckptio

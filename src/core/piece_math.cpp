@@ -53,7 +53,7 @@ std::string piece_problem(const TensorShard& shard) {
       return "flat range [" + std::to_string(f.begin) + ", " + std::to_string(f.end) + ") is outside [0, " +
              std::to_string(total) + ") of global shape " + shape_to_string(shard.global_shape);
   }
-  if (shard.data == nullptr && shard.local_elements() > 0) return "data pointer is null";
+  if (!shard.data && shard.local_elements() > 0) return "data pointer is null";
   return {};
 }
 

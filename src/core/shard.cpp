@@ -4,19 +4,19 @@
 
 namespace ckptio {
 
-TensorShard TensorShard::whole(void* data, DType dtype, Shape global_shape) {
+TensorShard TensorShard::whole(ShardData data, DType dtype, Shape global_shape) {
   Block b;
   b.offset.assign(global_shape.size(), 0);
   b.count = global_shape;
   return TensorShard{data, dtype, std::move(global_shape), std::move(b), kHostMemory};
 }
 
-TensorShard TensorShard::block(void* data, DType dtype, Shape global_shape, std::vector<std::int64_t> offset,
+TensorShard TensorShard::block(ShardData data, DType dtype, Shape global_shape, std::vector<std::int64_t> offset,
                                std::vector<std::int64_t> count) {
   return TensorShard{data, dtype, std::move(global_shape), Block{std::move(offset), std::move(count)}, kHostMemory};
 }
 
-TensorShard TensorShard::flat(void* data, DType dtype, Shape global_shape, std::int64_t begin, std::int64_t end) {
+TensorShard TensorShard::flat(ShardData data, DType dtype, Shape global_shape, std::int64_t begin, std::int64_t end) {
   return TensorShard{data, dtype, std::move(global_shape), FlatRange{begin, end}, kHostMemory};
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -38,6 +39,12 @@ bool is_within(const fs::path& path, const fs::path& root) {
 }
 
 }  // namespace
+
+std::string shard_file_name(const std::string& stem, std::size_t index, std::size_t count) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu", index + 1, count);
+  return stem + buf + ".safetensors";
+}
 
 void check_plain_file_name(const std::string& where, const std::string& name) {
   const bool bad = name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||

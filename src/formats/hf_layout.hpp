@@ -23,6 +23,10 @@ struct HfIndex {
 // missing or non-string weight_map, or a file name that would leave the folder.
 HfIndex parse_hf_index(const std::string& file, std::string_view text);
 
+// The shard file names of a sharded export: "<stem>-00001-of-00003.safetensors" for
+// index 0 of 3.
+std::string shard_file_name(const std::string& stem, std::size_t index, std::size_t count);
+
 // Throws FormatError ("<where>: file name '<name>' would leave its folder") unless `name` is
 // a plain file name: not empty, no '/' or '\', not "." or "..", no percent-encoded dot or
 // slash, no NUL.

@@ -37,17 +37,11 @@ bool is_contiguous(const Shape& shape, const std::vector<std::int64_t>& stride) 
 
 }  // namespace
 
-std::int64_t TorchTensorInfo::elements() const {
-  std::int64_t n = 1;
-  for (const std::int64_t d : shape) n *= d;
-  return n;
-}
-
 struct TorchFile::Impl {
   std::unique_ptr<ByteSource> source;
   std::optional<ZipReader> zip;
   std::string folder;
-  std::vector<TorchTensorInfo> tensors;
+  std::vector<TensorInfo> tensors;
   std::vector<std::uint64_t> tensor_data;  // where each tensor's storage bytes start in the file
   std::unordered_map<std::string, std::size_t> index;
   std::vector<std::pair<std::string, nlohmann::json>> values;
@@ -155,7 +149,8 @@ struct TorchFile::Impl {
                    const std::unordered_map<std::string, std::uint64_t>& offsets) {
     values = std::move(parsed.values);
     for (auto& t : parsed.tensors) {
-      TorchTensorInfo info;
+      TensorInfo info;
+      info.format = TensorFormat::Torch;
       info.name = std::move(t.name);
       info.dtype = t.dtype;
       info.shape = std::move(t.shape);
@@ -177,7 +172,7 @@ struct TorchFile::Impl {
 
   // Reads elements [begin, end) of a non-contiguous view.
   void gather(std::size_t i, std::int64_t begin, std::int64_t end, std::uint8_t* out) const {
-    const TorchTensorInfo& t = tensors[i];
+    const TensorInfo& t = tensors[i];
     const std::uint64_t data = tensor_data[i];
     const std::size_t es = dtype_size(t.dtype);
     const std::size_t nd = t.shape.size();
@@ -224,9 +219,9 @@ TorchFile::~TorchFile() = default;
 TorchFile::TorchFile(TorchFile&&) noexcept = default;
 TorchFile& TorchFile::operator=(TorchFile&&) noexcept = default;
 
-const std::vector<TorchTensorInfo>& TorchFile::tensors() const { return impl_->tensors; }
+const std::vector<TensorInfo>& TorchFile::tensors() const { return impl_->tensors; }
 
-const TorchTensorInfo* TorchFile::find(std::string_view name) const {
+const TensorInfo* TorchFile::find(std::string_view name) const {
   const auto it = impl_->index.find(std::string(name));
   return it == impl_->index.end() ? nullptr : &impl_->tensors[it->second];
 }
@@ -237,7 +232,7 @@ const std::string& TorchFile::folder() const { return impl_->folder; }
 
 void TorchFile::read_elements(std::size_t index, std::int64_t begin, std::int64_t end, void* out) const {
   if (index >= impl_->tensors.size()) throw UsageError("TorchFile::read_elements: no tensor " + std::to_string(index));
-  const TorchTensorInfo& t = impl_->tensors[index];
+  const TensorInfo& t = impl_->tensors[index];
   if (begin < 0 || begin > end || end > t.elements()) {
     throw UsageError("TorchFile::read_elements: range [" + std::to_string(begin) + ", " + std::to_string(end) +
                      ") is outside tensor '" + t.name + "' (" + std::to_string(t.elements()) + " elements)");
@@ -255,7 +250,7 @@ void TorchFile::read_elements(std::size_t index, std::int64_t begin, std::int64_
 
 void TorchFile::read_block(std::size_t index, const Block& block, void* out) const {
   if (index >= impl_->tensors.size()) throw UsageError("TorchFile::read_block: no tensor " + std::to_string(index));
-  const TorchTensorInfo& t = impl_->tensors[index];
+  const TensorInfo& t = impl_->tensors[index];
   const std::size_t nd = t.shape.size();
   if (block.offset.size() != nd || block.count.size() != nd) {
     throw UsageError("TorchFile::read_block: the block's rank differs from tensor '" + t.name + "'");
@@ -290,7 +285,7 @@ void TorchFile::read_block(std::size_t index, const Block& block, void* out) con
 void TorchFile::read_piece(std::size_t index, DType dtype, const Shape& global_shape, const Piece& piece,
                            void* out) const {
   if (index >= impl_->tensors.size()) throw UsageError("TorchFile::read_piece: no tensor " + std::to_string(index));
-  const TorchTensorInfo& t = impl_->tensors[index];
+  const TensorInfo& t = impl_->tensors[index];
   if (dtype != t.dtype) {
     throw MismatchError(impl_->label() + ": tensor '" + t.name + "' is " + std::string(dtype_name(t.dtype)) +
                         " in the file but " + std::string(dtype_name(dtype)) + " was requested");
@@ -316,13 +311,6 @@ std::vector<std::uint8_t> TorchFile::read(std::size_t index) const {
   std::vector<std::uint8_t> out(impl_->tensors[index].bytes);
   read_elements(index, 0, impl_->tensors[index].elements(), out.data());
   return out;
-}
-
-bool has_torch_extension(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".pt" || ext == ".pth";
 }
 
 }  // namespace ckptio

@@ -31,6 +31,7 @@
 #include "io/background_save.hpp"
 #include "io/device_replicas.hpp"
 #include "io/fs_util.hpp"
+#include "io/load_checks.hpp"
 #include "io/retention.hpp"
 #include "io/root_lock.hpp"
 #include "io/save_export.hpp"
@@ -119,7 +120,7 @@ std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int ran
 }
 
 const char* byte_pointer(const LocalTensor& t, const detail::Segment& s) {
-  return static_cast<const char*>(t.shard->data) +
+  return static_cast<const char*>(t.shard->data.get()) +
          static_cast<std::size_t>(s.memory_offset) * dtype_size(t.shard->dtype);
 }
 
@@ -294,8 +295,6 @@ CheckpointIO::Impl::~Impl() {
 }
 
 CheckpointIO::~CheckpointIO() = default;
-CheckpointIO::CheckpointIO(CheckpointIO&&) noexcept = default;
-CheckpointIO& CheckpointIO::operator=(CheckpointIO&&) noexcept = default;
 
 const fs::path& CheckpointIO::root() const { return impl_->root; }
 double CheckpointIO::recent_save_seconds() const noexcept {
@@ -727,6 +726,7 @@ fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
   impl_->wait_for_background();
+  detail::check_load_request(impl_->comm, "load", targets, options);
   return impl_->load_into_any_memory(impl_->resolve(path), targets, options);
 }
 
@@ -844,7 +844,8 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   });
   auto piece_memory = [&](int decl, int segment) {
     const LocalTensor& t = *request_tensor[decl];
-    return const_cast<char*>(byte_pointer(t, t.segments[segment]));
+    return static_cast<char*>(t.shard->data.writable()) +
+           static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
   };
 
   try {
@@ -916,7 +917,7 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
     result.bytes_received_nccl =
         detail::send_device_replicas(comm, nccl, read_plan, on_devices, [&](int decl, int segment) {
           const LocalTensor& t = *request_tensor[decl];
-          return static_cast<char*>(device_shards[decl]->data) +
+          return static_cast<char*>(device_shards[decl]->data.writable()) +
                  static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
         });
     result.bytes_received += result.bytes_received_nccl;
@@ -953,6 +954,7 @@ std::vector<std::string> CheckpointIO::Impl::load_candidates() {
 
 std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, const LoadOptions& options) {
   impl_->wait_for_background();
+  detail::check_load_request(impl_->comm, "load_latest", targets, options);
   const auto candidates = impl_->load_candidates();
   if (candidates.empty()) {
     detail::log_info("no checkpoint in ", impl_->root.string(), ": starting fresh");

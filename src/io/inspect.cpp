@@ -60,8 +60,13 @@ ContainerInfo inspect_container(const fs::path& path) {
       if (t.group != group) continue;
       std::uint64_t elements = 1;
       for (auto d : t.shape) elements *= static_cast<std::uint64_t>(d);
-      info.tensors.push_back(
-          TensorInfo{t.group, t.name, t.dtype, t.shape, elements * dtype_size(t.dtype), t.pieces.size()});
+      info.tensors.push_back(TensorInfo{.format = TensorFormat::Container,
+                                        .group = t.group,
+                                        .name = t.name,
+                                        .dtype = t.dtype,
+                                        .shape = t.shape,
+                                        .bytes = elements * dtype_size(t.dtype),
+                                        .pieces = t.pieces.size()});
     }
   reader.close();
   struct stat st {};

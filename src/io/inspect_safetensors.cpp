@@ -12,21 +12,6 @@ namespace fs = std::filesystem;
 
 namespace ckptio {
 
-bool is_safetensors_path(const fs::path& path) {
-  std::error_code ec;
-  const std::string name = path.filename().string();
-  if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / "latest", ec)) return false;
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      const std::string n = e.path().filename().string();
-      if (detail::ends_with(n, ".safetensors") || detail::ends_with(n, ".safetensors.index.json")) return true;
-    }
-    return false;
-  }
-  if (detail::ends_with(name, ".safetensors") || detail::ends_with(name, ".safetensors.index.json")) return true;
-  return fs::is_regular_file(path, ec) && !detail::is_hdf5_file(path) && !detail::ends_with(name, ".h5");
-}
-
 SafetensorsInfo inspect_safetensors(const fs::path& path) {
   SafetensorsInfo info;
   info.path = path;
@@ -58,7 +43,12 @@ SafetensorsInfo inspect_safetensors(const fs::path& path) {
     for (const auto& t : file.header().tensors) {
       if (auto [it, fresh] = seen.emplace(t.name, files[i]); !fresh)
         throw FormatError(files[i] + ": tensor '" + t.name + "' is also stored in " + it->second);
-      info.tensors.push_back({t.name, t.dtype, t.shape, t.bytes(), fs::path(files[i]).filename().string()});
+      info.tensors.push_back(TensorInfo{.format = TensorFormat::Safetensors,
+                                        .name = t.name,
+                                        .dtype = t.dtype,
+                                        .shape = t.shape,
+                                        .bytes = t.bytes(),
+                                        .file = fs::path(files[i]).filename().string()});
       info.tensor_bytes += t.bytes();
     }
   }

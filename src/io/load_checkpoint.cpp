@@ -3,6 +3,7 @@
 #include "ckptio/load_checkpoint.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -18,6 +19,7 @@
 #include "formats/float_convert.hpp"
 #include "formats/hf_layout.hpp"
 #include "io/fs_util.hpp"
+#include "io/load_checks.hpp"
 #include "io/safetensors_paths.hpp"
 #include "io/tensor_source.hpp"
 #include "mpi/agree.hpp"
@@ -49,6 +51,14 @@ Resolved decode(const std::string& text) {
   return {j["container"], j["torch"], j["group"], j["files"]};
 }
 
+// True when `path` ends in ".pt" or ".pth" (case-insensitive), the names torch.save files get.
+bool has_torch_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".pt" || ext == ".pth";
+}
+
 // The top-level key of a torch.save file to load: the one asked for, else "ema" or "model"
 // when the file nests its tensors under such a key (as a training checkpoint does), else
 // none (a plain state dict).
@@ -56,7 +66,7 @@ std::string torch_group(const fs::path& file, const std::string& asked) {
   const TorchFile torch(file);
   auto has_prefix = [&](const std::string& key) {
     return std::any_of(torch.tensors().begin(), torch.tensors().end(),
-                       [&](const TorchTensorInfo& t) { return t.name.compare(0, key.size() + 1, key + ".") == 0; });
+                       [&](const TensorInfo& t) { return t.name.compare(0, key.size() + 1, key + ".") == 0; });
   };
   if (!asked.empty()) {
     if (!has_prefix(asked)) throw UsageError(file.string() + " has no tensors under the top-level key '" + asked + "'");
@@ -67,7 +77,7 @@ std::string torch_group(const fs::path& file, const std::string& asked) {
   return "";
 }
 
-Resolved resolve(const std::string& path, const LoadCheckpointOptions& options) {
+Resolved resolve(const std::string& path, const LoadOptions& options) {
   Resolved r;
   const fs::path p(path);
   std::error_code ec;
@@ -124,7 +134,7 @@ std::string join_names(const std::vector<std::string>& names) {
 }  // namespace
 
 LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_dict, const std::string& path,
-                                     const LoadCheckpointOptions& options) {
+                                     const LoadOptions& options) {
   const Comm comm(user_comm);
   const int rank = comm.rank();
   const std::string encoded =
@@ -135,6 +145,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
 
   std::unique_ptr<detail::TensorSource> source;
   detail::run_agreed(comm, "load_checkpoint " + path, [&] {
+    detail::check_writable_targets(state_dict, "", rank);
     for (const auto& [name, shard] : state_dict) {
       if (shard.device != kHostMemory)
         throw UsageError("tensor " + name + " on rank " + std::to_string(rank) +
@@ -143,7 +154,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
         throw UsageError("tensor " + name + " on rank " + std::to_string(rank) + ": " + problem);
     }
     if (resolved.container) {
-      source = detail::open_container_source(resolved.files[0], resolved.group);
+      source = detail::open_container_source(resolved.files[0], resolved.group, options.verify);
     } else if (resolved.torch) {
       source = detail::open_torch_source(resolved.files[0], resolved.group);
     } else {
@@ -165,20 +176,21 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
       pos = end + 1;
     }
   }
+  std::vector<std::string> missing, unexpected;
   for (const auto& name : requested)
-    if (!stored.count(name)) result.missing.push_back(name);
+    if (!stored.count(name)) missing.push_back(name);
   for (const auto& [name, index] : stored)
-    if (!requested.count(name)) result.unexpected.push_back(name);
+    if (!requested.count(name)) unexpected.push_back(name);
   const std::string what = resolved.files.size() == 1 ? resolved.files[0] : path;
-  if (options.strict && (!result.missing.empty() || !result.unexpected.empty())) {
+  if (options.strict && (!missing.empty() || !unexpected.empty())) {
     std::string message = what + ": state dict does not match (strict load)";
-    if (!result.missing.empty())
-      message += "; missing keys (" + std::to_string(result.missing.size()) + "): " + join_names(result.missing);
-    if (!result.unexpected.empty())
-      message +=
-          "; unexpected keys (" + std::to_string(result.unexpected.size()) + "): " + join_names(result.unexpected);
+    if (!missing.empty()) message += "; missing keys (" + std::to_string(missing.size()) + "): " + join_names(missing);
+    if (!unexpected.empty())
+      message += "; unexpected keys (" + std::to_string(unexpected.size()) + "): " + join_names(unexpected);
     detail::rethrow(Failure{ErrorKind::Mismatch, detail::agreed_message(0, "load_checkpoint", message)});
   }
+  for (auto& name : missing) result.keys.missing.push_back({resolved.group, std::move(name)});
+  for (auto& name : unexpected) result.keys.unexpected.push_back({resolved.group, std::move(name)});
 
   detail::run_agreed(comm, "load_checkpoint " + path, [&] {
     std::vector<char> staging;
@@ -196,8 +208,8 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
         throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(shard.global_shape) +
                             " but stored with " + detail::shape_to_string(st.shape));
       for (const auto& seg : detail::segments_of(shard)) {
-        char* dst =
-            static_cast<char*>(shard.data) + static_cast<std::size_t>(seg.memory_offset) * dtype_size(shard.dtype);
+        char* dst = static_cast<char*>(shard.data.writable()) +
+                    static_cast<std::size_t>(seg.memory_offset) * dtype_size(shard.dtype);
         const auto n = static_cast<std::size_t>(detail::block_volume(seg.block));
         if (!convert) {
           source->read_block(it->second, seg.block, dst);
@@ -209,7 +221,7 @@ LoadCheckpointResult load_checkpoint(MPI_Comm user_comm, const StateDict& state_
       }
     }
   });
-  detail::log_info("loaded ", requested.size() - result.missing.size(), " tensors from ", what);
+  detail::log_info("loaded ", requested.size() - result.keys.missing.size(), " tensors from ", what);
   return result;
 }
 

@@ -81,11 +81,11 @@ Snapshot StagingPool::rebind(const Snapshot& snapshot, Shards which, Place&& pla
 Snapshot StagingPool::stage(const Snapshot& snapshot, Shards which) {
   return rebind(snapshot, which, [](const TensorShard& shard, std::byte* slot) {
     const std::uint64_t bytes = shard.local_bytes();
-    if (bytes == 0 || shard.data == nullptr) return;
+    if (bytes == 0 || !shard.data) return;
     if (shard.device == kHostMemory)
-      copy_streaming(slot, shard.data, bytes);  // the I/O thread reads it back from memory anyway
+      copy_streaming(slot, shard.data.get(), bytes);  // the I/O thread reads it back from memory anyway
     else
-      cuda::copy_device_to_host(slot, shard.data, bytes, shard.device);
+      cuda::copy_device_to_host(slot, shard.data.get(), bytes, shard.device);
   });
 }
 
@@ -100,7 +100,8 @@ void StagingPool::copy_to_device(const Snapshot& targets, const Snapshot& host_t
     const auto& host_dict = *host_targets.group(group);
     for (const auto& [name, shard] : *dict) {
       if (shard.device == kHostMemory || shard.local_bytes() == 0) continue;
-      cuda::copy_host_to_device(shard.data, host_dict.find(name)->data, shard.local_bytes(), shard.device);
+      cuda::copy_host_to_device(shard.data.writable(), host_dict.find(name)->data.get(), shard.local_bytes(),
+                                shard.device);
     }
   }
 }

@@ -9,7 +9,10 @@
 #include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
 #include "formats/safetensors_file.hpp"
+#include "h5/container_format.hpp"
 #include "h5/container_reader.hpp"
+#include "h5/index_codec.hpp"
+#include "io/verified_read.hpp"
 
 namespace fs = std::filesystem;
 
@@ -86,14 +89,23 @@ class SafetensorsSource final : public ByteRangeSource {
   std::vector<std::pair<const SafetensorsFile*, const SafetensorsTensor*>> where_;
 };
 
+// One group of a container. With `verify`, every stored chunk a read touches is checked
+// against the index's checksums, as CheckpointIO::load does.
 class ContainerSource final : public TensorSource {
  public:
-  ContainerSource(const fs::path& file, const std::string& group) : group_(group) {
-    const ContainerInfo info = inspect_container(file);
-    for (const auto& t : info.tensors)
-      if (t.group == group) tensors_.push_back({t.name, t.dtype, t.shape, file.string()});
+  ContainerSource(const fs::path& file, const std::string& group, bool verify)
+      : file_(file.string()), group_(group), verify_(verify) {
     const std::lock_guard hdf5_lock(h5::library_mutex());  // an asynchronous save may be writing
-    reader_ = std::make_unique<h5::ContainerReader>(MPI_COMM_NULL, file.string());
+    reader_ = std::make_unique<h5::ContainerReader>(MPI_COMM_NULL, file_);
+    const std::string index_json = reader_->read_bytes(h5::kIndexDataset, kMaxIndexBytes);
+    h5::check_index_checksum(reader_->root_attributes(), index_json, file_);
+    index_ = h5::decode_index(index_json, file_);
+    for (std::size_t i = 0; i < index_.tensors.size(); ++i) {
+      const auto& t = index_.tensors[i];
+      if (t.group != group) continue;
+      tensors_.push_back({t.name, t.dtype, t.shape, file_});
+      stored_.push_back(i);
+    }
   }
   ~ContainerSource() override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
@@ -106,13 +118,22 @@ class ContainerSource final : public TensorSource {
   void read_block(std::size_t index, const Block& block, void* out) override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
     const auto& t = tensors_[index];
-    reader_->read_block(group_, t.name, t.dtype, t.shape, block, out);
+    if (!verify_)
+      reader_->read_block(group_, t.name, t.dtype, t.shape, block, out);
+    else
+      read_block_verified(*reader_, file_, index_.tensors[stored_[index]], index_.chunk_bytes, block,
+                          static_cast<char*>(out));
   }
 
  private:
+  static constexpr std::uint64_t kMaxIndexBytes = 1ull << 30;
+  std::string file_;
   std::string group_;
-  std::vector<SourceTensor> tensors_;
+  bool verify_;
   std::unique_ptr<h5::ContainerReader> reader_;
+  h5::ContainerIndex index_;
+  std::vector<SourceTensor> tensors_;
+  std::vector<std::size_t> stored_;  // tensors_[i] is index_.tensors[stored_[i]]
 };
 
 // The tensors of a PyTorch torch.save file under `prefix` ("model." keeps model.* and
@@ -148,8 +169,8 @@ std::unique_ptr<TensorSource> open_safetensors_source(const std::vector<fs::path
   return std::make_unique<SafetensorsSource>(files);
 }
 
-std::unique_ptr<TensorSource> open_container_source(const fs::path& file, const std::string& group) {
-  return std::make_unique<ContainerSource>(file, group);
+std::unique_ptr<TensorSource> open_container_source(const fs::path& file, const std::string& group, bool verify) {
+  return std::make_unique<ContainerSource>(file, group, verify);
 }
 
 }  // namespace ckptio::detail

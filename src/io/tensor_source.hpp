@@ -46,7 +46,10 @@ std::unique_ptr<TensorSource> open_safetensors_source(const std::vector<std::fil
 // "ema", ...) only the tensors under that top-level key, named without it.
 std::unique_ptr<TensorSource> open_torch_source(const std::filesystem::path& file, const std::string& group);
 
-// One group of a ckptio container, read through the container reader (no MPI).
-std::unique_ptr<TensorSource> open_container_source(const std::filesystem::path& file, const std::string& group);
+// One group of a ckptio container, read through the container reader (no MPI). With
+// `verify`, the index's checksum and every stored chunk a read touches are checked
+// (IntegrityError on a mismatch).
+std::unique_ptr<TensorSource> open_container_source(const std::filesystem::path& file, const std::string& group,
+                                                    bool verify);
 
 }  // namespace ckptio::detail

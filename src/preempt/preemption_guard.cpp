@@ -79,219 +79,265 @@ const char* to_string(StopReason reason) noexcept {
   return "?";
 }
 
+// The guard's state: the duplicated communicator, the reduction in flight and what rank 0
+// knows about the walltime.
+struct PreemptionGuard::Impl {
+  Impl(MPI_Comm user_comm, const CheckpointIO& checkpoint_io, PreemptionOptions preemption_options)
+      : comm(user_comm), io(&checkpoint_io), options(std::move(preemption_options)) {}
+  // Completes a reduction still in flight before the communicator is freed.
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  int complete_reduction();
+  void start_reduction(std::int64_t global_step);
+  int local_bits(std::int64_t global_step);
+  void probe_walltime();
+  double lead_seconds() const;
+  std::string lead_description() const;
+  std::string requeue_decision() const;  // empty when a requeue is due, else why not
+
+  detail::Comm comm;
+  const CheckpointIO* io;
+  PreemptionOptions options;
+  int send_bits = 0;
+  int recv_bits = 0;
+  MPI_Request request = MPI_REQUEST_NULL;
+  std::int64_t request_step = -1;  // the step whose call started the reduction in flight
+  std::int64_t last_step = -1;
+  bool last_answer = false;
+  StopReason reason = StopReason::None;
+  bool seen_requeue_signal = false;
+  bool seen_term = false;
+  bool walltime_short = false;
+  // Walltime state (rank 0 only).
+  double deadline = -1.0;    // monotonic seconds at which the job ends; < 0: unknown
+  double last_probe = -1.0;  // monotonic seconds of the last squeue
+  double last_step_time = -1.0;
+  double step_seconds = 0.0;  // the longest recent step
+  bool lead_logged = false;
+};
+
 PreemptionGuard::PreemptionGuard(MPI_Comm comm, const CheckpointIO& io, PreemptionOptions options)
-    : io_(&io), options_(std::move(options)) {
-  detail::check_mpi(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
-  MPI_Comm_rank(comm_, &rank_);
-  detail::Comm agreement(comm_);
+    : impl_(std::make_unique<Impl>(comm, io, std::move(options))) {
+  const PreemptionOptions& opts = impl_->options;
   std::optional<detail::Failure> failure;
   try {
-    if (options_.poll_seconds <= 0) throw UsageError("PreemptionGuard: poll_seconds must be > 0");
-    if (options_.save_time_factor < 0 || options_.margin_seconds < 0)
-      throw UsageError("PreemptionGuard: save_time_factor and margin_seconds must be >= 0");
-    detail::install_signal_handlers(options_.requeue_signal, options_.handle_sigterm);
+    if (opts.poll_seconds <= 0) throw UsageError("poll_seconds must be > 0");
+    if (opts.save_time_factor < 0 || opts.margin_seconds < 0)
+      throw UsageError("save_time_factor and margin_seconds must be >= 0");
+    detail::install_signal_handlers(opts.requeue_signal, opts.handle_sigterm);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
-  if (auto agreed = detail::agree_failure(agreement, failure, "PreemptionGuard")) {
+  if (auto agreed = detail::agree_failure(impl_->comm, failure, "PreemptionGuard")) {
+    // This rank's handlers are its own only when it installed them (a second guard's
+    // install fails and must leave the first guard's handlers in place).
     if (!failure) detail::restore_signal_handlers();
-    MPI_Comm_free(&comm_);
-    detail::rethrow(*agreed);
+    detail::rethrow(*agreed);  // impl_ frees the communicator
   }
 
   const std::optional<std::string> job = env("SLURM_JOB_ID");
   if (job) {
     detail::log_info("preemption: Slurm job ", *job, ", SLURM_RESTART_COUNT=", restart_count(), "; ",
-                     detail::signal_name(options_.requeue_signal), " saves and requeues",
-                     options_.handle_sigterm ? ", SIGTERM saves and exits" : "");
+                     detail::signal_name(opts.requeue_signal), " saves and requeues",
+                     opts.handle_sigterm ? ", SIGTERM saves and exits" : "");
   } else {
-    detail::log_info("preemption: not under Slurm (no SLURM_JOB_ID); ", detail::signal_name(options_.requeue_signal),
+    detail::log_info("preemption: not under Slurm (no SLURM_JOB_ID); ", detail::signal_name(opts.requeue_signal),
                      " and SIGTERM save and exit without requeueing");
   }
-  if (rank_ == 0 && job && options_.watch_walltime) {
-    last_probe_ = now_seconds();
-    probe_walltime();
+  if (impl_->comm.rank() == 0 && job && opts.watch_walltime) {
+    impl_->last_probe = now_seconds();
+    impl_->probe_walltime();
   }
+}
+
+PreemptionGuard::Impl::~Impl() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
 }
 
 PreemptionGuard::~PreemptionGuard() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) {
-    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
-    MPI_Comm_free(&comm_);
-  }
+  impl_.reset();
   detail::restore_signal_handlers();
 }
 
-void PreemptionGuard::probe_walltime() {
+StopReason PreemptionGuard::reason() const noexcept { return impl_->reason; }
+
+void PreemptionGuard::Impl::probe_walltime() {
   const std::string job = env("SLURM_JOB_ID").value_or("");
   const detail::SpawnResult result =
-      detail::spawn_and_wait({options_.squeue, "-h", "-j", job, "-o", "%L"}, options_.command_timeout_seconds);
+      detail::spawn_and_wait({options.squeue, "-h", "-j", job, "-o", "%L"}, options.command_timeout_seconds);
   const double now = now_seconds();
   std::optional<long> left;
   if (result.started && result.exit_status == 0) left = detail::parse_slurm_duration(result.output);
   if (!result.started || result.exit_status != 0) {
-    detail::log_warn("preemption: cannot read the remaining walltime of job ", job, " with ", options_.squeue, ": ",
+    detail::log_warn("preemption: cannot read the remaining walltime of job ", job, " with ", options.squeue, ": ",
                      result.started && result.error.empty()
                          ? trimmed(result.output) + " (exit status " + std::to_string(result.exit_status) + ")"
                          : result.error,
-                     "; retrying in ", fixed(options_.poll_seconds, 0), " s");
+                     "; retrying in ", fixed(options.poll_seconds, 0), " s");
     return;
   }
   if (!left) {
-    if (deadline_ < 0 && !lead_logged_)
+    if (deadline < 0 && !lead_logged)
       detail::log_info("preemption: job ", job, " has no time limit (squeue says '", trimmed(result.output), "')");
-    lead_logged_ = true;
-    deadline_ = -1.0;
+    lead_logged = true;
+    deadline = -1.0;
     return;
   }
-  deadline_ = now + static_cast<double>(*left);
-  if (!lead_logged_) {
+  deadline = now + static_cast<double>(*left);
+  if (!lead_logged) {
     detail::log_info("preemption: job ", job, " has ", *left, " s of walltime left; stopping when less than ",
                      fixed(lead_seconds(), 1), " s are left (", lead_description(), ")");
-    lead_logged_ = true;
+    lead_logged = true;
   } else {
     detail::log_debug("preemption: ", *left, " s of walltime left");
   }
 }
 
-double PreemptionGuard::lead_seconds() const {
-  if (options_.lead_seconds >= 0) return options_.lead_seconds;
-  return io_->recent_save_seconds() * options_.save_time_factor + options_.margin_seconds + 2 * step_seconds_;
+double PreemptionGuard::Impl::lead_seconds() const {
+  if (options.lead_seconds >= 0) return options.lead_seconds;
+  return io->recent_save_seconds() * options.save_time_factor + options.margin_seconds + 2 * step_seconds;
 }
 
-std::string PreemptionGuard::lead_description() const {
-  if (options_.lead_seconds >= 0) return "fixed lead time";
-  return "longest recent save " + fixed(io_->recent_save_seconds(), 3) + " s x " + fixed(options_.save_time_factor, 1) +
-         " + margin " + fixed(options_.margin_seconds, 1) + " s" +
-         (step_seconds_ > 0 ? " + 2 steps of " + fixed(step_seconds_, 3) + " s" : " + 2 steps (not measured yet)");
+std::string PreemptionGuard::Impl::lead_description() const {
+  if (options.lead_seconds >= 0) return "fixed lead time";
+  return "longest recent save " + fixed(io->recent_save_seconds(), 3) + " s x " + fixed(options.save_time_factor, 1) +
+         " + margin " + fixed(options.margin_seconds, 1) + " s" +
+         (step_seconds > 0 ? " + 2 steps of " + fixed(step_seconds, 3) + " s" : " + 2 steps (not measured yet)");
 }
 
-int PreemptionGuard::local_bits(std::int64_t global_step) {
+int PreemptionGuard::Impl::local_bits(std::int64_t global_step) {
   int bits = 0;
   if (detail::requeue_signal_received()) {
     bits |= kRequeueBit;
-    if (!seen_requeue_signal_)
+    if (!seen_requeue_signal)
       detail::log_line(detail::LogLevel::Info,
-                       std::string("preemption: ") + detail::signal_name(options_.requeue_signal) +
-                           " received on rank " + std::to_string(rank_) + " (by step " + std::to_string(global_step) +
-                           ")",
+                       std::string("preemption: ") + detail::signal_name(options.requeue_signal) +
+                           " received on rank " + std::to_string(comm.rank()) + " (by step " +
+                           std::to_string(global_step) + ")",
                        true);
-    seen_requeue_signal_ = true;
+    seen_requeue_signal = true;
   }
   if (detail::sigterm_received()) {
     bits |= kTermBit;
-    if (!seen_term_)
+    if (!seen_term)
       detail::log_line(detail::LogLevel::Info,
-                       "preemption: SIGTERM received on rank " + std::to_string(rank_) + " (by step " +
+                       "preemption: SIGTERM received on rank " + std::to_string(comm.rank()) + " (by step " +
                            std::to_string(global_step) + ")",
                        true);
-    seen_term_ = true;
+    seen_term = true;
   }
-  if (rank_ == 0) {
+  if (comm.rank() == 0) {
     const double now = now_seconds();
-    if (last_step_time_ >= 0) step_seconds_ = std::max(now - last_step_time_, 0.9 * step_seconds_);
-    last_step_time_ = now;
-    if (deadline_ >= 0 || (last_probe_ >= 0 && now - last_probe_ >= options_.poll_seconds)) {
-      if (last_probe_ >= 0 && now - last_probe_ >= options_.poll_seconds) {
-        last_probe_ = now;
+    if (last_step_time >= 0) step_seconds = std::max(now - last_step_time, 0.9 * step_seconds);
+    last_step_time = now;
+    if (deadline >= 0 || (last_probe >= 0 && now - last_probe >= options.poll_seconds)) {
+      if (last_probe >= 0 && now - last_probe >= options.poll_seconds) {
+        last_probe = now;
         probe_walltime();
       }
-      if (deadline_ >= 0 && deadline_ - now < lead_seconds()) {
-        if (!walltime_short_)
-          detail::log_info("preemption: ", fixed(deadline_ - now, 1), " s of walltime left at step ", global_step,
+      if (deadline >= 0 && deadline - now < lead_seconds()) {
+        if (!walltime_short)
+          detail::log_info("preemption: ", fixed(deadline - now, 1), " s of walltime left at step ", global_step,
                            ", less than the lead time ", fixed(lead_seconds(), 1), " s (", lead_description(), ")");
-        walltime_short_ = true;
+        walltime_short = true;
       }
     }
-    if (walltime_short_) bits |= kWalltimeBit;
+    if (walltime_short) bits |= kWalltimeBit;
   }
   return bits;
 }
 
-void PreemptionGuard::start_reduction(std::int64_t global_step) {
-  send_bits_ = local_bits(global_step);
-  recv_bits_ = 0;
-  detail::check_mpi(MPI_Iallreduce(&send_bits_, &recv_bits_, 1, MPI_INT, MPI_BOR, comm_, &request_), "MPI_Iallreduce");
-  request_step_ = global_step;
+void PreemptionGuard::Impl::start_reduction(std::int64_t global_step) {
+  send_bits = local_bits(global_step);
+  recv_bits = 0;
+  detail::check_mpi(MPI_Iallreduce(&send_bits, &recv_bits, 1, MPI_INT, MPI_BOR, comm.get(), &request),
+                    "MPI_Iallreduce");
+  request_step = global_step;
 }
 
-int PreemptionGuard::complete_reduction() {
-  if (request_ == MPI_REQUEST_NULL) return 0;
-  detail::check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
-  request_ = MPI_REQUEST_NULL;
-  return recv_bits_;
+int PreemptionGuard::Impl::complete_reduction() {
+  if (request == MPI_REQUEST_NULL) return 0;
+  detail::check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+  request = MPI_REQUEST_NULL;
+  return recv_bits;
 }
 
 bool PreemptionGuard::should_stop(std::int64_t global_step) {
-  if (global_step == last_step_) return last_answer_;
-  last_step_ = global_step;
-  if (last_answer_) return true;
-  const int agreed = complete_reduction();
+  Impl& state = *impl_;
+  if (global_step == state.last_step) return state.last_answer;
+  state.last_step = global_step;
+  if (state.last_answer) return true;
+  const int agreed = state.complete_reduction();
   if (agreed != 0) {
-    reason_ = reason_of(agreed);
-    agreed_bits_ = agreed;
-    last_answer_ = true;
-    detail::log_info("preemption: agreed stop at step ", global_step, " (", to_string(reason_), ", seen by step ",
-                     request_step_, ")");
+    state.reason = reason_of(agreed);
+    state.last_answer = true;
+    detail::log_info("preemption: agreed stop at step ", global_step, " (", to_string(state.reason), ", seen by step ",
+                     state.request_step, ")");
     return true;
   }
-  start_reduction(global_step);
+  state.start_reduction(global_step);
   return false;
 }
 
-bool PreemptionGuard::requeue_due() const { return requeue_decision().empty(); }
+bool PreemptionGuard::requeue_due() const { return impl_->requeue_decision().empty(); }
 
-std::string PreemptionGuard::requeue_decision() const {
-  if (reason_ != StopReason::RequeueSignal && reason_ != StopReason::Walltime)
-    return reason_ == StopReason::None ? "no stop was agreed" : "SIGTERM stops without requeueing";
-  if (!options_.requeue) return "requeueing is disabled";
+std::string PreemptionGuard::Impl::requeue_decision() const {
+  if (reason != StopReason::RequeueSignal && reason != StopReason::Walltime)
+    return reason == StopReason::None ? "no stop was agreed" : "SIGTERM stops without requeueing";
+  if (!options.requeue) return "requeueing is disabled";
   if (!env("SLURM_JOB_ID")) return "not under Slurm (no SLURM_JOB_ID)";
-  if (options_.max_requeues >= 0 && restart_count() >= options_.max_requeues)
+  if (options.max_requeues >= 0 && restart_count() >= options.max_requeues)
     return "SLURM_RESTART_COUNT=" + std::to_string(restart_count()) +
-           " reached max_requeues=" + std::to_string(options_.max_requeues);
+           " reached max_requeues=" + std::to_string(options.max_requeues);
   return "";
 }
 
 void PreemptionGuard::exit_after_save() {
+  Impl& state = *impl_;
   try {
-    complete_reduction();
+    state.complete_reduction();
   } catch (const std::exception& e) {
     detail::log_error("preemption: ", e.what());
   }
-  MPI_Barrier(comm_);
-  const std::string why_not = requeue_decision();
+  MPI_Barrier(state.comm.get());
+  const std::string why_not = state.requeue_decision();
   const bool requeue = why_not.empty();
   const std::string job = env("SLURM_JOB_ID").value_or("");
-  detail::log_info("preemption: stopping at step ", last_step_, " (", to_string(reason_), "); recent saves took up to ",
-                   fixed(io_->recent_save_seconds(), 3), " s; ",
+  const PreemptionOptions& options = state.options;
+  const std::int64_t last_step = state.last_step;
+  const int rank = state.comm.rank();
+  detail::log_info("preemption: stopping at step ", last_step, " (", to_string(state.reason),
+                   "); recent saves took up to ", fixed(state.io->recent_save_seconds(), 3), " s; ",
                    requeue ? "requeueing job " + job : "not requeueing: " + why_not, "; exit status ",
                    kPreemptedExitCode);
   const int terms_before = detail::sigterm_count();
-  MPI_Comm_free(&comm_);
+  state.comm = detail::Comm();  // frees the duplicate before MPI_Finalize
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
   if (requeue) {
-    if (rank_ == 0) {
+    if (rank == 0) {
       const detail::SpawnResult result =
-          detail::spawn_and_wait({options_.scontrol, "requeue", "Incomplete", job}, options_.command_timeout_seconds);
+          detail::spawn_and_wait({options.scontrol, "requeue", "Incomplete", job}, options.command_timeout_seconds);
       if (result.started && result.exit_status == 0) {
-        detail::log_info("preemption: requeued job ", job, " (", options_.scontrol, " requeue Incomplete ", job, ")");
+        detail::log_info("preemption: requeued job ", job, " (", options.scontrol, " requeue Incomplete ", job, ")");
       } else {
         detail::log_error("preemption: requeue of job ", job, " failed: ",
                           result.started && result.error.empty()
-                              ? trimmed(result.output) + " (" + options_.scontrol + " exit status " +
+                              ? trimmed(result.output) + " (" + options.scontrol + " exit status " +
                                     std::to_string(result.exit_status) + ")"
                               : result.error,
-                          "; the checkpoint of step ", last_step_,
+                          "; the checkpoint of step ", last_step,
                           " is in place: resubmit the job (or set RequeueExit=75 in slurm.conf)");
       }
     } else {
       // Wait for the requeue's SIGTERM (or mpirun's, once rank 0 has exited), so that rank 0
       // is not killed by an early exit of ours before it has requeued the job.
-      const double until = now_seconds() + options_.requeue_wait_seconds;
+      const double until = now_seconds() + options.requeue_wait_seconds;
       while (detail::sigterm_count() == terms_before && now_seconds() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

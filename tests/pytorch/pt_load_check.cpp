@@ -61,10 +61,10 @@ int main(int argc, char** argv) {
   if (argc > 3) sources.push_back(argv[3]);
   for (const std::string& path : sources) {
     for (auto& g : got) std::memset(g.data(), 0xA5, g.size());
-    ckptio::LoadCheckpointOptions options;
+    ckptio::LoadOptions options;
     if (path == pt) options.group = group;  // a safetensors file has no groups
     const auto result = ckptio::load_checkpoint(MPI_COMM_WORLD, dict, path, options);
-    expect(result.missing.empty() && result.unexpected.empty(), path + ": unexpected key report");
+    expect(result.keys.clean(), path + ": unexpected key report");
     for (std::size_t i = 0; i < got.size(); ++i)
       expect(got[i] == want[i], path + ": tensor #" + std::to_string(i) + " differs");
   }
@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   }
   expect(message.find("not.in.file") != std::string::npos, "strict load did not name the missing key: " + message);
   const auto lenient = ckptio::load_checkpoint(MPI_COMM_WORLD, with_extra, pt, {.strict = false, .group = group});
-  expect(lenient.missing == std::vector<std::string>{"not.in.file"}, "non-strict load did not return the missing key");
+  expect(lenient.keys.missing == std::vector<ckptio::KeyReport::Key>{{group, "not.in.file"}},
+         "non-strict load did not return the missing key under its group");
 
   int all = 0;
   MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

@@ -49,14 +49,5 @@ TEST(Errors, ThrowErrorKeepsTheKind) {
   }
 }
 
-TEST(Errors, ExitCodes) {
-  EXPECT_EQ(exit_code_for(ErrorKind::Format), 1);
-  EXPECT_EQ(exit_code_for(ErrorKind::Integrity), 1);
-  EXPECT_EQ(exit_code_for(ErrorKind::Mismatch), 1);
-  EXPECT_EQ(exit_code_for(ErrorKind::Usage), 2);
-  EXPECT_EQ(exit_code_for(ErrorKind::Io), 3);
-  EXPECT_EQ(exit_code_for(ErrorKind::Locked), 3);
-}
-
 }  // namespace
 }  // namespace ckptio

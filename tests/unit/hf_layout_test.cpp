@@ -32,6 +32,11 @@ TEST(HfIndex, Parses) {
   EXPECT_EQ(index.files, (std::vector<std::string>{"m-00001-of-00002.safetensors", "m-00002-of-00002.safetensors"}));
 }
 
+TEST(HfIndex, ShardFileNames) {
+  EXPECT_EQ(shard_file_name("model", 0, 3), "model-00001-of-00003.safetensors");
+  EXPECT_EQ(shard_file_name("ema", 11, 12), "ema-00012-of-00012.safetensors");
+}
+
 TEST(HfIndex, RejectsNamesThatLeaveTheFolder) {
   EXPECT_EQ(error_of(R"({"weight_map":{"a":"../x.safetensors"}})"),
             "m.safetensors.index.json: weight_map entry 'a': file name '../x.safetensors' would leave its folder");

@@ -14,7 +14,7 @@ TEST(StateDict, KeepsInsertionOrderAndFinds) {
   EXPECT_EQ(sd.entries()[0].first, "z.weight");
   EXPECT_EQ(sd.entries()[1].first, "a.bias");
   ASSERT_NE(sd.find("a.bias"), nullptr);
-  EXPECT_EQ(sd.find("a.bias")->data, b);
+  EXPECT_EQ(sd.find("a.bias")->data.get(), b);
   EXPECT_EQ(sd.find("missing"), nullptr);
 }
 

@@ -408,12 +408,5 @@ TEST(TorchFile, ReadsLegacyFiles) {
   }
 }
 
-TEST(TorchFile, RecognisesExtensions) {
-  EXPECT_TRUE(has_torch_extension("a/b.pt"));
-  EXPECT_TRUE(has_torch_extension("B.PTH"));
-  EXPECT_FALSE(has_torch_extension("b.safetensors"));
-  EXPECT_FALSE(has_torch_extension("pt"));
-}
-
 }  // namespace
 }  // namespace ckptio
