@@ -10,6 +10,7 @@
 #include "ckptio/inspect.hpp"
 #include "formats/safetensors_file.hpp"
 #include "h5/container_reader.hpp"
+#include "io/verified_read.hpp"
 
 namespace fs = std::filesystem;
 
@@ -86,14 +87,18 @@ class SafetensorsSource final : public ByteRangeSource {
   std::vector<std::pair<const SafetensorsFile*, const SafetensorsTensor*>> where_;
 };
 
+// Every block is read with its checksums verified, as CheckpointIO::load does.
 class ContainerSource final : public TensorSource {
  public:
-  ContainerSource(const fs::path& file, const std::string& group) : group_(group) {
-    const ContainerInfo info = inspect_container(file);
-    for (const auto& t : info.tensors)
-      if (t.group == group) tensors_.push_back({t.name, t.dtype, t.shape, file.string()});
+  ContainerSource(const fs::path& file, const std::string& group) : group_(group), file_(file.string()) {
     const std::lock_guard hdf5_lock(h5::library_mutex());  // an asynchronous save may be writing
     reader_ = std::make_unique<h5::ContainerReader>(MPI_COMM_NULL, file.string());
+    index_ = reader_->read_index();
+    for (const auto& t : index_.tensors) {
+      if (t.group != group) continue;
+      tensors_.push_back({t.name, t.dtype, t.shape, file.string()});
+      stored_.push_back(&t);
+    }
   }
   ~ContainerSource() override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
@@ -105,14 +110,16 @@ class ContainerSource final : public TensorSource {
   const std::vector<SourceTensor>& tensors() const override { return tensors_; }
   void read_block(std::size_t index, const Block& block, void* out) override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
-    const auto& t = tensors_[index];
-    reader_->read_block(group_, t.name, t.dtype, t.shape, block, out);
+    read_block_verified(*reader_, file_, *stored_[index], index_.chunk_bytes, block, static_cast<char*>(out));
   }
 
  private:
   std::string group_;
-  std::vector<SourceTensor> tensors_;
+  std::string file_;
   std::unique_ptr<h5::ContainerReader> reader_;
+  h5::ContainerIndex index_;
+  std::vector<SourceTensor> tensors_;
+  std::vector<const h5::IndexTensor*> stored_;  // parallel to tensors_, into index_
 };
 
 // The tensors of a PyTorch torch.save file under `prefix` ("model." keeps model.* and
