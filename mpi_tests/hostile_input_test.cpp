@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -412,6 +413,43 @@ TEST(HostileInput, LockFilesThatAreNoLocks) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   EXPECT_NO_THROW(CheckpointIO io(MPI_COMM_WORLD, root));
+}
+
+TEST(HostileInput, AFolderThatRefusesFilesIsReportedWithItsErrno) {
+  Watchdog watchdog;
+  SharedTempDir dir;
+  const fs::path root = dir / "immutable";
+  int immutable = 0;
+  if (world_rank() == 0) {
+    fs::create_directories(root);
+    // chattr +i: even root may not create files there (needs root and a file system with
+    // the attribute, as ext4 and xfs have).
+    immutable = std::system(("chattr +i '" + root.string() + "' 2>/dev/null").c_str()) == 0 ? 1 : 0;
+  }
+  MPI_Bcast(&immutable, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!immutable) GTEST_SKIP() << "chattr +i is not available here";
+  TestState state(kSpecs, world_rank(), world_size());
+  state.fill();
+  // MPI-IO reported this as "MPI_ERR_OTHER: known error not in list".
+  const auto msg = expect_agreed_error<IoError>([&] {
+    CheckpointIO io(MPI_COMM_WORLD, root, {.lock_root = false});
+    io.save(state.snapshot());
+  });
+  EXPECT_NE(
+      msg.find("cannot create " + (root / "epoch0-global_step0.h5.partial").string() + ": Operation not permitted"),
+      std::string::npos)
+      << msg;
+  {
+    CheckpointIO io(MPI_COMM_WORLD, dir.path(), {.lock_root = false});
+    io.save(state.snapshot());
+  }
+  const auto export_msg = expect_agreed_error<IoError>(
+      [&] { export_safetensors(MPI_COMM_WORLD, dir / "epoch0-global_step0.h5", "model", root / "m.safetensors"); });
+  EXPECT_NE(export_msg.find("cannot create " + (root / "m.safetensors.partial").string() + ": Operation not permitted"),
+            std::string::npos)
+      << export_msg;
+  if (world_rank() == 0) EXPECT_EQ(std::system(("chattr -i '" + root.string() + "'").c_str()), 0);
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 }  // namespace

@@ -488,7 +488,9 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   std::string provenance = detail::host_name() + "\n" + detail::iso_time_now();
   comm.bcast_bytes(provenance, 0);
   run_agreed(comm, "save", [&] {
-    if (rank == 0) detail::remove_file_if_exists(partial);  // a stale one from a crashed save
+    if (rank != 0) return;
+    detail::remove_file_if_exists(partial);  // a stale one from a crashed save
+    detail::create_empty_file(partial);      // a refusing folder reported with its errno
   });
 
   // 2. Create the container and its datasets (collective).

@@ -1,6 +1,5 @@
 #include "io/export_target.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,12 +83,6 @@ void check_export_outputs(const fs::path& checkpoint, const std::vector<fs::path
   };
   for (const auto& f : files) check(f, false);
   if (index) check(*index, true);
-}
-
-void create_empty_file(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (fd < 0) throw IoError("cannot create " + path.string() + ": " + std::strerror(errno));
-  ::close(fd);
 }
 
 }  // namespace ckptio::detail

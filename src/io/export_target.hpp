@@ -21,9 +21,4 @@ void check_export_outputs(const std::filesystem::path& checkpoint, const std::ve
 // `index`, a JSON object).
 std::string export_output_problem(const std::filesystem::path& path, bool is_index);
 
-// Creates `path` as an empty regular file (O_CREAT | O_EXCL | O_NOFOLLOW), so that a
-// refusal of the file system (a read-only or immutable folder) is reported with its errno
-// rather than by MPI-IO's generic error classes. Throws IoError naming the file.
-void create_empty_file(const std::filesystem::path& path);
-
 }  // namespace ckptio::detail

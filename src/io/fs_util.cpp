@@ -48,6 +48,12 @@ void rename_path(const std::filesystem::path& from, const std::filesystem::path&
   if (::rename(from.c_str(), to.c_str()) != 0) throw_errno("rename " + from.string() + " to " + to.string(), errno);
 }
 
+void create_empty_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) throw_errno("cannot create " + path.string(), errno);
+  ::close(fd);
+}
+
 void remove_file_if_exists(const std::filesystem::path& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("remove " + path.string(), errno);
 }

@@ -17,6 +17,11 @@ void fsync_directory(const std::filesystem::path& dir);
 void atomic_write_file(const std::filesystem::path& path, const std::string& content);
 // Renames; throws IoError naming both paths.
 void rename_path(const std::filesystem::path& from, const std::filesystem::path& to);
+// Creates `path` as an empty regular file (O_CREAT | O_EXCL | O_NOFOLLOW), so that a
+// refusal of the file system (a read-only or immutable folder) is reported with its errno
+// ("Operation not permitted") rather than MPI-IO's "MPI_ERR_OTHER: known error not in list".
+// Throws IoError naming the file.
+void create_empty_file(const std::filesystem::path& path);
 // Removes a file if it exists (a symlink itself, never its target); throws IoError on other errors.
 void remove_file_if_exists(const std::filesystem::path& path);
 // Reserves disk space for the first `bytes` bytes of an existing regular file (Linux
