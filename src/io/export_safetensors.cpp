@@ -180,10 +180,7 @@ void remove_stale_outputs(const fs::path& folder, const std::string& stem, const
     if (!stale) continue;
     // Only what an earlier export wrote is removed.
     if (const std::string problem = detail::export_output_problem(entry.path(), is_index); !problem.empty()) {
-      detail::log_warn("export: leaving ", entry.path().string(),
-                       " in place although an export of this name would "
-                       "not have it: ",
-                       problem);
+      detail::log_warn("export: leaving ", entry.path().string(), " in place: ", problem);
       continue;
     }
     detail::remove_file_if_exists(entry.path());
