@@ -56,8 +56,12 @@ std::optional<bool> tiles_exactly(const Block& whole, const Reduced& r) {
   for (const Block* b : r.blocks) add_corners(*b, 1);
   std::vector<std::uint32_t> order(corners);
   std::iota(order.begin(), order.end(), 0u);
+  // data() + offset, not &coords[...]: with k = 0 (every block spans `whole`) there are no
+  // coordinates at all.
   auto less = [&](std::uint32_t a, std::uint32_t b) {
-    return std::lexicographical_compare(&coords[a * k], &coords[a * k] + k, &coords[b * k], &coords[b * k] + k);
+    const std::int64_t* pa = coords.data() + std::size_t{a} * k;
+    const std::int64_t* pb = coords.data() + std::size_t{b} * k;
+    return std::lexicographical_compare(pa, pa + k, pb, pb + k);
   };
   std::sort(order.begin(), order.end(), less);
   for (std::size_t i = 0; i < corners;) {
