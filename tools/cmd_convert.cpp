@@ -63,11 +63,18 @@ Prepared prepare(const ConvertOptions& options, const ToolContext& context) {
   const fs::path input = options.input;
   const fs::path out = options.out;
   require_existing(input);
+  if (out.empty()) throw ckptio::UsageError("convert: --out is empty; name the .h5 or .safetensors file to write");
   if (out.extension() != ".h5" && out.extension() != ".safetensors") {
     throw ckptio::UsageError("convert: --out " + out.string() +
                              ": write a .h5 ckptio container or a .safetensors file");
   }
-  if (fs::exists(out)) throw ckptio::UsageError("convert: --out " + out.string() + " already exists");
+  std::error_code error;
+  if (fs::exists(fs::symlink_status(out, error)))
+    throw ckptio::UsageError("convert: --out " + out.string() + " already exists");
+  // As export does: the output folder must exist (nothing is created above the output).
+  const fs::path folder = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  if (!fs::is_directory(folder, error))
+    throw ckptio::IoError("convert: output folder " + folder.string() + " does not exist");
   const ckptio::TorchFile file(input);
 
   bool grouped = false;
@@ -91,7 +98,12 @@ Prepared prepare(const ConvertOptions& options, const ToolContext& context) {
     buffer.resize(static_cast<std::size_t>(end - begin) * ckptio::dtype_size(t.dtype));
     file.read_elements(i, begin, end, buffer.data());
     auto [group, name] = split_group(t.name, grouped);
-    groups[group].add(name, ckptio::TensorShard::flat(buffer.data(), t.dtype, t.shape, begin, end));
+    try {
+      groups[group].add(name, ckptio::TensorShard::flat(buffer.data(), t.dtype, t.shape, begin, end));
+    } catch (const ckptio::UsageError& e) {
+      // The names come from the file: a name ckptio cannot store is a problem of the input.
+      throw ckptio::FormatError(input.string() + ": cannot be converted: " + e.what());
+    }
   }
 
   ckptio::Snapshot& snapshot = prepared.snapshot;

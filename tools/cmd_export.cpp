@@ -24,6 +24,7 @@ struct ExportArgs {
   std::string out;
   std::string dtype;
   std::string max_shard_size;
+  bool max_shard_size_given = false;  // "--max-shard-size ''" is an error, not no limit
   bool quiet = false;
 };
 
@@ -63,7 +64,8 @@ int run_export(const ExportArgs& args, const ToolContext& context) {
       throw UsageError("--dtype must be one of bf16, f16, f32, f64 (got '" + args.dtype + "')");
     options.dtype = d;
   }
-  if (!args.max_shard_size.empty()) options.max_shard_size = parse_byte_size(args.max_shard_size);
+  if (args.out.empty()) throw UsageError("export: --out is empty; name the .safetensors file to write");
+  if (args.max_shard_size_given) options.max_shard_size = parse_byte_size(args.max_shard_size);
   auto progress = std::make_shared<Progress>(context.err);
   if (!args.quiet && context.rank == 0)
     options.progress = [progress](std::uint64_t done, std::uint64_t total) { progress->update(done, total); };
@@ -88,7 +90,11 @@ Command add_export_command(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "Convert floating-point tensors: bf16, f16, f32 or f64");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Shard size limit, e.g. 5GB (10^9) or 5GiB (2^30)");
   cmd->add_flag("--quiet", args->quiet, "No progress output");
-  return {cmd, Participation::Collective, [args](const ToolContext& context) { return run_export(*args, context); }};
+  CLI::Option* max_shard_size = cmd->get_option("--max-shard-size");
+  return {cmd, Participation::Collective, [args, max_shard_size](const ToolContext& context) {
+            args->max_shard_size_given = max_shard_size->count() > 0;
+            return run_export(*args, context);
+          }};
 }
 
 }  // namespace ckptio::tool

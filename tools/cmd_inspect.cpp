@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "ckptio/error.hpp"
 #include "ckptio/inspect.hpp"
 #include "ckptio/safetensors.hpp"
 #include "commands.hpp"
@@ -21,6 +22,27 @@ struct InspectOptions {
   bool json = false;
 };
 
+// A file that is neither HDF5 nor a .pt is read as safetensors; when it is not named like
+// one and fails, say what it is not rather than quoting a header length from a text file.
+ckptio::SafetensorsInfo inspect_as_safetensors(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string name = p.filename().string();
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::error_code error;
+  if (std::filesystem::is_directory(p, error) || ends_with(".safetensors") || ends_with(".json"))
+    return ckptio::inspect_safetensors(path);
+  try {
+    return ckptio::inspect_safetensors(path);
+  } catch (const ckptio::FormatError& e) {
+    throw ckptio::FormatError(path +
+                              " is not a ckptio container (no HDF5 signature), a PyTorch .pt file or a safetensors "
+                              "file (read as safetensors: " +
+                              e.what() + ")");
+  }
+}
+
 int run_inspect(const InspectOptions& options, const ToolContext& context) {
   require_existing(options.path);
   // A .pt file first: its zip bytes could pass for a safetensors header length.
@@ -35,7 +57,7 @@ int run_inspect(const InspectOptions& options, const ToolContext& context) {
     return kExitSuccess;
   }
   if (is_safetensors_input(options.path)) {
-    const auto info = ckptio::inspect_safetensors(options.path);
+    const auto info = inspect_as_safetensors(options.path);
     if (options.json)
       context.out << inspect_safetensors_document(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
                   << '\n';

@@ -1,6 +1,7 @@
 #include "exit_codes.hpp"
 
 #include <filesystem>
+#include <new>
 
 #include "ckptio/error.hpp"
 
@@ -30,6 +31,9 @@ Failure describe_failure(const std::exception& error) {
   // standard library calls it.
   if (dynamic_cast<const std::filesystem::filesystem_error*>(&error) != nullptr) {
     return {kExitIo, error.what()};
+  }
+  if (dynamic_cast<const std::bad_alloc*>(&error) != nullptr) {
+    return {kExitBadInput, "out of memory (an allocation failed)"};
   }
   return {kExitBadInput, error.what()};
 }

@@ -70,10 +70,8 @@ void require_existing(const std::filesystem::path& path) {
 
 std::filesystem::path resolve_container(const std::filesystem::path& path) {
   require_existing(path);
-  if (!std::filesystem::is_directory(path)) return path;
-  auto latest = ckptio::read_latest(path);
-  if (!latest) throw ckptio::IoError(path.string() + ": no committed checkpoint (the root has no 'latest')");
-  return *latest;
+  // Through the library, which applies the root's rules to what `latest` names.
+  return ckptio::resolve_checkpoint_path(path);
 }
 
 }  // namespace ckptio::tool

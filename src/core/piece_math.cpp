@@ -1,10 +1,10 @@
 #include "core/piece_math.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 
 #include "ckptio/error.hpp"
+#include "core/coverage.hpp"
 
 namespace ckptio::detail {
 
@@ -157,52 +157,8 @@ std::optional<Block> intersect(const Block& a, const Block& b) {
 
 std::optional<std::int64_t> covered_elements(const Shape& shape, const std::vector<Block>& blocks,
                                              std::int64_t max_cells) {
-  bool disjoint = true;
-  std::int64_t sum = 0;
-  for (std::size_t i = 0; i < blocks.size() && disjoint; ++i) {
-    sum += block_volume(blocks[i]);
-    for (std::size_t j = i + 1; j < blocks.size(); ++j)
-      if (intersect(blocks[i], blocks[j])) {
-        disjoint = false;
-        break;
-      }
-  }
-  if (disjoint) return sum;
-  // Coordinate compression: cut every dimension at every block boundary and count the
-  // cells that some block covers.
-  const std::size_t rank = shape.size();
-  std::vector<std::vector<std::int64_t>> cuts(rank);
-  std::int64_t cells = 1;
-  for (std::size_t d = 0; d < rank; ++d) {
-    for (const auto& b : blocks) {
-      cuts[d].push_back(b.offset[d]);
-      cuts[d].push_back(b.offset[d] + b.count[d]);
-    }
-    std::sort(cuts[d].begin(), cuts[d].end());
-    cuts[d].erase(std::unique(cuts[d].begin(), cuts[d].end()), cuts[d].end());
-    cells *= static_cast<std::int64_t>(cuts[d].size());
-    if (cells > max_cells) return std::nullopt;
-  }
-  std::int64_t covered = 0;
-  std::vector<std::size_t> idx(rank, 0);
-  std::function<void(std::size_t)> walk = [&](std::size_t d) {
-    if (d == rank) {
-      Block cell;
-      for (std::size_t k = 0; k < rank; ++k) {
-        cell.offset.push_back(cuts[k][idx[k]]);
-        cell.count.push_back(cuts[k][idx[k] + 1] - cuts[k][idx[k]]);
-      }
-      for (const auto& b : blocks)
-        if (intersect(cell, b)) {
-          covered += block_volume(cell);
-          break;
-        }
-      return;
-    }
-    for (idx[d] = 0; idx[d] + 1 < cuts[d].size(); ++idx[d]) walk(d + 1);
-  };
-  walk(0);
-  return covered;
+  const Block whole{std::vector<std::int64_t>(shape.size(), 0), shape};
+  return piece_coverage(whole, blocks, max_cells).covered;
 }
 
 }  // namespace ckptio::detail

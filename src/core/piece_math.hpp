@@ -36,8 +36,8 @@ std::int64_t block_volume(const Block& block);
 // The common part of two blocks of the same rank, nullopt when they do not meet.
 std::optional<Block> intersect(const Block& a, const Block& b);
 
-// How many elements of `shape` the union of `blocks` covers. Exact; for heavily
-// overlapping layouts with more than `max_cells` compressed cells returns nullopt.
+// How many elements of `shape` the union of `blocks` covers (see piece_coverage). Exact;
+// nullopt for overlapping layouts with more than `max_cells` grid cells.
 std::optional<std::int64_t> covered_elements(const Shape& shape, const std::vector<Block>& blocks,
                                              std::int64_t max_cells = 1 << 22);
 

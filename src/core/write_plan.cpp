@@ -155,6 +155,7 @@ class DeclReader {
   std::vector<std::int64_t> get_ints(std::uint32_t n) {
     if (n > (in_.size() - pos_) / sizeof(std::int64_t)) truncated();
     std::vector<std::int64_t> v(n);
+    if (n == 0) return v;  // memcpy to the null data() of an empty vector is undefined
     std::memcpy(v.data(), in_.data() + pos_, n * sizeof(std::int64_t));
     pos_ += n * sizeof(std::int64_t);
     return v;

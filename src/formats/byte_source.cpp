@@ -1,13 +1,12 @@
 #include "formats/byte_source.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "ckptio/error.hpp"
+#include "core/regular_file.hpp"
 
 namespace ckptio::detail::formats {
 
@@ -35,19 +34,10 @@ void MemorySource::read(std::uint64_t offset, std::uint64_t count, void* out) co
 }
 
 FileSource::FileSource(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw IoError("cannot open " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) {
-    const int saved = errno;
-    ::close(fd_);
-    throw IoError("cannot stat " + path + ": " + std::strerror(saved));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd_);
-    throw IoError(path + " is not a regular file");
-  }
-  size_ = static_cast<std::uint64_t>(st.st_size);
+  // O_NONBLOCK and a type check first: a FIFO in place of the file must not block us.
+  RegularFile file = open_regular_file(path, "file");
+  size_ = file.size;
+  fd_ = file.fd.release();
 }
 
 FileSource::~FileSource() {

@@ -4,13 +4,15 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "ckptio/error.hpp"
+#include "core/quoted.hpp"
+#include "core/regular_file.hpp"
+#include "core/untrusted_json.hpp"
 
 namespace fs = std::filesystem;
 
@@ -50,26 +52,26 @@ void check_plain_file_name(const std::string& where, const std::string& name) {
   const bool bad = name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
                    name.find('\\') != std::string::npos || name.find('\0') != std::string::npos ||
                    contains_ci(name, "%2e") || contains_ci(name, "%2f") || contains_ci(name, "%5c");
-  if (bad) throw FormatError(where + ": file name '" + name + "' would leave its folder");
+  if (bad) throw FormatError(where + ": file name " + quoted_text(name) + " would leave its folder");
 }
 
 HfIndex parse_hf_index(const std::string& file, std::string_view text) {
   using nlohmann::json;
-  json doc;
-  try {
-    doc = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    throw FormatError(file + ": index is not valid JSON: " + e.what());
-  }
+  auto parsed = try_parse_untrusted_json(text);
+  if (parsed.problem != UntrustedJsonResult::Problem::None)
+    throw FormatError(file + ": index is " +
+                      (parsed.problem == UntrustedJsonResult::Problem::Syntax ? parsed.describe()
+                                                                              : "malformed: " + parsed.describe()));
+  const json doc = std::move(parsed.value);
   if (!doc.is_object()) throw FormatError(file + ": index is not a JSON object");
   auto wm = doc.find("weight_map");
   if (wm == doc.end() || !wm->is_object()) throw FormatError(file + ": index has no weight_map object");
   HfIndex index;
   std::set<std::string> files;
   for (const auto& [tensor, value] : wm->items()) {
-    if (!value.is_string()) throw FormatError(file + ": weight_map entry '" + tensor + "' is not a string");
+    if (!value.is_string()) throw FormatError(file + ": weight_map entry " + quoted_text(tensor) + " is not a string");
     const auto& name = value.get_ref<const std::string&>();
-    check_plain_file_name(file + ": weight_map entry '" + tensor + "'", name);
+    check_plain_file_name(file + ": weight_map entry " + quoted_text(tensor), name);
     index.weight_map[tensor] = name;
     files.insert(name);
   }
@@ -141,11 +143,13 @@ fs::path resolve_hf_snapshot(std::string_view repo_id, const std::string& revisi
     commit = rev;
   } else {
     check_plain_file_name("Hugging Face revision", rev);
-    std::ifstream in(repo / "refs" / rev);
-    if (!in)
+    const fs::path ref = repo / "refs" / rev;
+    auto file = open_regular_file_if_exists(ref, "Hugging Face ref");
+    if (!file)
       throw IoError("Hugging Face repo '" + id + "' has no cached revision '" + rev + "' in " + repo.string() +
                     " (offline: nothing is downloaded)");
-    std::getline(in, commit);
+    commit = read_regular_file(*file, ref, 4096);
+    commit = commit.substr(0, commit.find('\n'));
     while (!commit.empty() && std::isspace(static_cast<unsigned char>(commit.back()))) commit.pop_back();
     if (!is_hex40(commit)) throw FormatError((repo / "refs" / rev).string() + ": not a commit hash");
   }

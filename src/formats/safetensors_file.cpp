@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include <unordered_map>
 
 #include "ckptio/error.hpp"
+#include "core/regular_file.hpp"
 
 namespace ckptio::detail {
 namespace {
@@ -32,29 +32,14 @@ void write_all(int fd, const void* data, std::size_t size, const std::string& pa
 }  // namespace
 
 MappedFile::MappedFile(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError("cannot open " + path.string() + ": " + errno_text(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw IoError("cannot stat " + path.string() + ": " + errno_text(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IoError(path.string() + " is not a regular file");
-  }
-  size_ = static_cast<std::uint64_t>(st.st_size);
+  // O_NONBLOCK and a type check first: a FIFO in place of the file must not block us.
+  RegularFile file = open_regular_file(path, "safetensors file");
+  size_ = file.size;
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      throw IoError("cannot map " + path.string() + ": " + errno_text(err));
-    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
+    if (p == MAP_FAILED) throw IoError("cannot map " + path.string() + ": " + errno_text(errno));
     data_ = static_cast<const unsigned char*>(p);
   }
-  ::close(fd);
 }
 
 MappedFile::~MappedFile() {

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ckptio/error.hpp"
+#include "core/quoted.hpp"
+#include "core/untrusted_json.hpp"
 
 namespace ckptio::detail {
 namespace {
@@ -99,37 +101,27 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
   if (auto bad = invalid_utf8_at(text, n); bad != std::string::npos)
     fail("safetensors header is not valid UTF-8 (byte " + std::to_string(bad) + " of the header)");
 
-  // Parse, noting duplicate keys (nlohmann keeps the last one silently).
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  int duplicate_depth = 0;
-  json doc;
-  try {
-    doc = json::parse(
-        text, text + n,
-        [&](int depth, json::parse_event_t event, json& parsed) {
-          if (event == json::parse_event_t::object_start) {
-            open_objects.emplace_back();
-          } else if (event == json::parse_event_t::object_end) {
-            if (!open_objects.empty()) open_objects.pop_back();
-          } else if (event == json::parse_event_t::key && duplicate.empty() && !open_objects.empty()) {
-            const auto& key = parsed.get_ref<const std::string&>();
-            if (!open_objects.back().insert(key).second) {
-              duplicate = key;
-              duplicate_depth = depth;
-            }
-          }
-          return true;
-        },
-        true);
-  } catch (const json::exception& e) {
-    fail(std::string("safetensors header is not valid JSON: ") + e.what());
+  // Parsed without recursion, nesting bounded as serde_json (the reference's parser) bounds
+  // it, refusing duplicate keys (nlohmann would keep the last one silently).
+  using Problem = UntrustedJsonResult::Problem;
+  UntrustedJsonResult parsed_header =
+      try_parse_untrusted_json(std::string_view(reinterpret_cast<const char*>(text), static_cast<std::size_t>(n)));
+  switch (parsed_header.problem) {
+    case Problem::None:
+      break;
+    case Problem::Syntax:
+      fail("safetensors header is not valid JSON: " + parsed_header.syntax_error);
+      break;
+    case Problem::TooDeep:
+      fail("safetensors header nests arrays and objects more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+      break;
+    case Problem::DuplicateKey:
+      if (parsed_header.depth == 1)
+        fail("tensor " + quoted_text(parsed_header.key) + " appears more than once in the header");
+      fail("duplicate key " + quoted_text(parsed_header.key) + " in the safetensors header");
   }
+  const json doc = std::move(parsed_header.value);
   if (!doc.is_object()) fail("safetensors header is not a JSON object");
-  if (!duplicate.empty()) {
-    if (duplicate_depth == 1) fail("tensor '" + duplicate + "' appears more than once in the header");
-    fail("duplicate key '" + duplicate + "' in the safetensors header");
-  }
 
   SafetensorsHeader header;
   header.header_bytes = n;
@@ -138,27 +130,27 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
       if (value.is_null()) continue;  // the reference reads null as "no metadata"
       if (!value.is_object()) fail("__metadata__ is not a map of strings to strings");
       for (const auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) fail("__metadata__ entry '" + mk + "' is not a string");
+        if (!mv.is_string()) fail("__metadata__ entry " + quoted_text(mk) + " is not a string");
         header.metadata[mk] = mv.get<std::string>();
       }
       header.has_metadata = true;
       continue;
     }
-    const std::string where = "tensor '" + key + "': ";
+    const std::string where = "tensor " + quoted_text(key) + ": ";
     if (!value.is_object()) fail(where + "entry is not a JSON object");
     for (const char* field : {"dtype", "shape", "data_offsets"})
       if (!value.contains(field)) fail(where + "missing field '" + field + "'");
     for (const auto& [field, v] : value.items()) {
       (void)v;
       if (field != "dtype" && field != "shape" && field != "data_offsets")
-        fail(where + "unknown field '" + field + "'");
+        fail(where + "unknown field " + quoted_text(field));
     }
     SafetensorsTensor t;
     t.name = key;
     const json& dtype = value["dtype"];
     if (!dtype.is_string()) fail(where + "field 'dtype' is not a string");
     const auto parsed = parse_dtype(dtype.get_ref<const std::string&>());
-    if (!parsed) fail(where + "unknown dtype '" + dtype.get<std::string>() + "'");
+    if (!parsed) fail(where + "unknown dtype " + quoted_text(dtype.get<std::string>()));
     t.dtype = *parsed;
     const json& shape = value["shape"];
     if (!shape.is_array()) fail(where + "field 'shape' is not an array");
@@ -183,7 +175,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
   });
   std::uint64_t expected = 0;
   for (const auto& t : header.tensors) {
-    const std::string where = "tensor '" + t.name + "': ";
+    const std::string where = "tensor " + quoted_text(t.name) + ": ";
     if (t.end < t.begin) fail(where + "data_offsets " + offsets_text(t.begin, t.end) + " end before they begin");
     if (t.begin > expected)
       fail(where + "data_offsets " + offsets_text(t.begin, t.end) + " leave a gap after byte " +

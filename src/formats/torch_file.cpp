@@ -24,6 +24,10 @@ namespace {
 // A non-contiguous view whose storage span is at most this large is read in one go and
 // gathered in memory; a larger one is read run by run.
 constexpr std::uint64_t kGatherSpanBytes = 256ULL << 20;
+// A view may hold more elements than its storage (a stride-0 broadcast from expand()):
+// reading it writes more bytes than the file holds. All such views of a file together may
+// add at most this many bytes beyond their storages (docs/PYTORCH.md).
+constexpr std::uint64_t kMaxViewExpansionBytes = 64ULL << 20;
 
 bool is_contiguous(const Shape& shape, const std::vector<std::int64_t>& stride) {
   std::int64_t expected = 1;
@@ -148,6 +152,17 @@ struct TorchFile::Impl {
   void add_tensors(detail::formats::PickledStateDict parsed,
                    const std::unordered_map<std::string, std::uint64_t>& offsets) {
     values = std::move(parsed.values);
+    std::uint64_t expansion = 0;
+    for (const auto& t : parsed.tensors) {
+      std::uint64_t elements = 1;
+      for (const std::int64_t d : t.shape) elements *= static_cast<std::uint64_t>(d);  // checked by the unpickler
+      if (elements <= t.storage_elements) continue;
+      expansion += (elements - t.storage_elements) * dtype_size(t.dtype);
+      if (expansion > kMaxViewExpansionBytes)
+        fail("tensor '" + t.name + "' is a view of " + std::to_string(elements) + " elements on a storage of " +
+             std::to_string(t.storage_elements) + " (a stride-0 broadcast?); such views may add at most " +
+             std::to_string(kMaxViewExpansionBytes >> 20) + " MiB beyond the data the file holds");
+    }
     for (auto& t : parsed.tensors) {
       TensorInfo info;
       info.format = TensorFormat::Torch;

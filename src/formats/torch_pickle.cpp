@@ -1,5 +1,6 @@
 #include "formats/torch_pickle.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <deque>
@@ -13,8 +14,14 @@
 namespace ckptio::detail::formats {
 namespace {
 
-constexpr std::size_t kMaxDepth = 200;           // nesting of containers when flattening
+// Nesting of containers when flattening; values nest at most this deep, so that any of them
+// fits a running state's extras (kMaxJsonDepth levels in all).
+constexpr std::size_t kMaxDepth = 100;
 constexpr std::uint64_t kMaxVisits = 5'000'000;  // container entries walked when flattening
+// What flattening may produce: a pickle that shares one container many times (memo GETs)
+// describes a tree far larger than itself; these bound the tensors and values it becomes.
+constexpr std::size_t kMaxEntries = 1'000'000;
+constexpr std::uint64_t kMaxNameBytes = 64ull << 20;
 constexpr std::size_t kMaxDims = 64;
 constexpr std::size_t kMaxGlobalName = 256;
 // Objects one pickle may create (a state dict needs about 20 per tensor): bounds the memory
@@ -212,8 +219,11 @@ class Unpickler {
   std::unordered_map<std::string, std::size_t> storage_index_;
   std::vector<TensorInfo> tensors_;
   std::uint64_t visits_ = 0;
-  bool legacy_ = false;  // persistent ids carry a sixth item, view metadata (None)
+  std::size_t entries_ = 0;       // tensors and values flattened so far
+  std::uint64_t name_bytes_ = 0;  // their dotted names
+  bool legacy_ = false;           // persistent ids carry a sixth item, view metadata (None)
   std::unordered_map<const Value*, bool> has_tensor_cache_;
+  std::unordered_map<const Value*, std::uint64_t> entry_count_cache_;
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(label_ + ": " + what); }
   [[noreturn]] void fail_at(const std::string& what) const {
@@ -238,6 +248,9 @@ class Unpickler {
       fail("the top-level object is a " + std::string(kind_name(root->kind)) + ", expected a dict (a state dict)");
     }
     PickledStateDict out;
+    // Counted first, so that a pickle sharing one container many times is refused before
+    // the tree it describes is built.
+    if (count_entries(root, 0) > kMaxEntries) fail_too_many_entries();
     flatten(root, "", 0, out);
     for (const StorageInfo& s : storages_) out.storages.push_back({s.key, s.dtype, s.elements});
     return out;
@@ -815,10 +828,40 @@ class Unpickler {
          " at '" + where + "' is not a tensor or a plain value");
   }
 
+  [[noreturn]] void fail_too_many_entries() const {
+    fail("the pickle flattens to more than " + std::to_string(kMaxEntries) + " tensors and values (or " +
+         std::to_string(kMaxNameBytes >> 20) + " MiB of names): a container shared too many times?");
+  }
+
+  void count_entry(const std::string& name) {
+    name_bytes_ += name.size();
+    if (++entries_ > kMaxEntries || name_bytes_ > kMaxNameBytes) fail_too_many_entries();
+  }
+
+  // How many tensors and values flatten() makes of `v`, without making them: each shared
+  // container is counted once (memoised), sums saturate past kMaxEntries.
+  std::uint64_t count_entries(const Value* v, std::size_t depth) {
+    const bool container = v->kind == Kind::Dict || v->kind == Kind::List || v->kind == Kind::Tuple;
+    if (!container || !(depth == 0 || has_tensor(v, depth))) return 1;
+    if (const auto it = entry_count_cache_.find(v); it != entry_count_cache_.end()) return it->second;
+    std::uint64_t total = 0;
+    auto add = [&](const Value* item) {
+      total = std::min<std::uint64_t>(total + count_entries(item, depth + 1), kMaxEntries + 1);
+    };
+    if (v->kind == Kind::Dict) {
+      for (const auto& [k, item] : v->dict->items) add(item);
+    } else {
+      for (const Value* item : v->items) add(item);
+    }
+    entry_count_cache_[v] = total;
+    return total;
+  }
+
   void flatten(const Value* v, const std::string& name, std::size_t depth, PickledStateDict& out) {
     if (depth > kMaxDepth) fail("the pickle nests containers deeper than " + std::to_string(kMaxDepth) + " levels");
     const auto child = [&](const std::string& key) { return name.empty() ? key : name + "." + key; };
     if (v->kind == Kind::Tensor) {
+      count_entry(name);
       const TensorInfo& t = tensors_[v->ref];
       const StorageInfo& s = storages_[t.storage];
       out.tensors.push_back({name, s.dtype, s.key, s.location, s.elements, t.offset, t.shape, t.stride});
@@ -833,6 +876,7 @@ class Unpickler {
         flatten(v->items[i], child(std::to_string(i)), depth + 1, out);
       }
     } else {
+      count_entry(name);
       out.values.emplace_back(name, to_json(v, name, depth));
     }
   }

@@ -1,7 +1,5 @@
 #include "h5/container_reader.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
 #include "core/piece_math.hpp"
+#include "core/regular_file.hpp"
 #include "h5/container_format.hpp"
 #include "h5/h5_types.hpp"
 #include "h5/h5_util.hpp"
@@ -26,6 +25,21 @@ auto reading(const std::string& path, F&& fn) -> decltype(fn()) {
     const std::string what = e.what();
     throw FormatError(what.find(path) == std::string::npos ? path + ": " + what + " (damaged file?)"
                                                            : what + " (damaged file?)");
+  } catch (const FormatError& e) {  // from helpers that do not know the file (attributes)
+    const std::string what = e.what();
+    if (what.find(path) != std::string::npos) throw;
+    throw FormatError(path + ": " + what);
+  }
+}
+
+std::string link_kind(H5L_type_t type) {
+  switch (type) {
+    case H5L_TYPE_SOFT:
+      return "a soft link";
+    case H5L_TYPE_EXTERNAL:
+      return "an external link (to another file)";
+    default:
+      return "a user-defined link";
   }
 }
 
@@ -39,11 +53,17 @@ void check_index_checksum(const RootAttributes& attributes, const std::string& j
 
 ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_(path) {
   silence_hdf5_errors();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw IoError("cannot open checkpoint " + path + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw IoError("cannot open checkpoint " + path + ": not a regular file");
+  // HDF5 opens the path itself: check first that it is no FIFO or device (which would block).
+  require_regular_file(path, "checkpoint");
   Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
-  if (comm != MPI_COMM_NULL) check(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "select the MPI-IO driver");
+  // Each rank opens the file on its own (MPI_COMM_SELF): reads are independent anyway, and
+  // HDF5 makes some calls collective over the file's communicator whatever the data, e.g.
+  // H5Dopen of a virtual dataset or of an external link (an MPI_Comm_dup). On a shared
+  // communicator one rank opening such a dataset alone would wait forever for the others;
+  // on MPI_COMM_SELF it reaches the check that refuses the dataset, and the failure is
+  // agreed by the caller like any other.
+  if (comm != MPI_COMM_NULL)
+    check(H5Pset_fapl_mpio(fapl.get(), MPI_COMM_SELF, MPI_INFO_NULL), "select the MPI-IO driver");
   // H5Fis_hdf5 only looks for the signature; each rank may call it on its own.
   const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
   if (is_hdf5 <= 0) {
@@ -53,7 +73,10 @@ ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
   if (file < 0) throw FormatError("cannot open " + path + " as HDF5 (damaged or truncated?): " + take_error_stack());
   file_ = Handle(file);
-  reading(path, [&] { read_header(); });
+  reading(path, [&] {
+    read_header();
+    check_top_level_links();
+  });
   raw_file_ = RawFile(file_.get());
   // Direct reads stay inside the file; beyond its end HDF5 reports the damage.
   hsize_t file_size = 0;
@@ -63,6 +86,52 @@ ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_
     take_error_stack();
     raw_file_ = RawFile();
   }
+}
+
+void ContainerReader::check_top_level_links() {
+  // A group reached through a soft or external link could lead into another file, whose
+  // opening under MPI-IO is collective: refused before any rank opens anything in it.
+  for (const char* name : {"model", "optimizer", "ema", "_ckptio"}) {
+    const htri_t exists = H5Lexists(file_.get(), name, H5P_DEFAULT);
+    if (exists < 0) take_error_stack();
+    if (exists <= 0) continue;
+    H5L_info_t info{};
+    if (H5Lget_info(file_.get(), name, &info, H5P_DEFAULT) < 0)
+      throw FormatError(path_ + ": cannot read the link /" + std::string(name) + ": " + take_error_stack());
+    if (info.type != H5L_TYPE_HARD)
+      throw FormatError(path_ + ": /" + std::string(name) + " is " + link_kind(info.type) +
+                        ", which ckptio never writes and does not follow");
+  }
+}
+
+void ContainerReader::check_storage(hid_t dataset, const std::string& where) const {
+  Handle dcpl = checked(H5Dget_create_plist(dataset), "get the creation properties of " + where);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_VIRTUAL)
+    throw FormatError(path_ + ": dataset " + where +
+                      " is a virtual dataset (its data would be read from other files), which ckptio never writes");
+  if (H5Pget_external_count(dcpl.get()) != 0)
+    throw FormatError(path_ + ": dataset " + where +
+                      " keeps its data in external files, which ckptio never writes and does not read");
+  if (layout == H5D_CHUNKED)
+    throw FormatError(path_ + ": dataset " + where +
+                      " is chunked; ckptio writes contiguous datasets only (the size of chunked, possibly compressed, "
+                      "data cannot be checked against the file)");
+  if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT)
+    throw FormatError(path_ + ": dataset " + where + " has an unknown storage layout");
+  if (layout != H5D_CONTIGUOUS || end_of_file_ == 0) return;
+  // Its bytes lie in the file: a declared size beyond its end is damage, found before
+  // anything is allocated for it.
+  const haddr_t address = H5Dget_offset(dataset);
+  if (address == HADDR_UNDEF) {
+    take_error_stack();  // not allocated: nothing stored
+    return;
+  }
+  const auto bytes = static_cast<std::uint64_t>(H5Dget_storage_size(dataset));
+  if (address > end_of_file_ || bytes > end_of_file_ - address)
+    throw FormatError(path_ + ": dataset " + where + " claims " + std::to_string(bytes) + " bytes at offset " +
+                      std::to_string(address) + ", beyond the end of the file (" + std::to_string(end_of_file_) +
+                      " bytes): truncated or damaged");
 }
 
 void ContainerReader::read_header() {
@@ -98,16 +167,22 @@ ContainerReader::~ContainerReader() {
 Handle ContainerReader::open_dataset(const char* path) { return open_dataset_in(file_.get(), path, path); }
 
 Handle ContainerReader::open_dataset_in(hid_t location, const char* name, const std::string& path) {
-  // Opened first and looked up only when that fails: one traversal instead of two.
-  const hid_t dset = H5Dopen2(location, name, H5P_DEFAULT);
-  if (dset >= 0) return Handle(dset);
-  const std::string stack = take_error_stack();
-  const htri_t exists = H5Lexists(location, name, H5P_DEFAULT);
-  if (exists <= 0) {
+  // The link first: opening an external link would open another file (collectively under
+  // MPI-IO, on this rank only), a soft link could lead there too. H5Lget_info does not
+  // follow the link it describes.
+  H5L_info_t info{};
+  if (H5Lget_info(location, name, &info, H5P_DEFAULT) < 0) {
     take_error_stack();
     throw FormatError(path_ + " has no dataset " + path);
   }
-  throw IoError("open " + path + " in " + path_ + ": " + stack);
+  if (info.type != H5L_TYPE_HARD)
+    throw FormatError(path_ + ": " + path + " is " + link_kind(info.type) +
+                      ", which ckptio never writes and does not follow");
+  const hid_t dset = H5Dopen2(location, name, H5P_DEFAULT);
+  if (dset < 0) throw IoError("open " + path + " in " + path_ + ": " + take_error_stack());
+  Handle handle(dset);
+  check_storage(handle.get(), path);
+  return handle;
 }
 
 hid_t ContainerReader::tensor_group(const std::string& group, const std::string& where) {
@@ -145,7 +220,32 @@ std::string ContainerReader::read_bytes_unchecked(const char* path, std::uint64_
   if (n > max_bytes)
     throw FormatError(std::string(path) + " in " + path_ + " claims " + std::to_string(n) +
                       " bytes, more than the limit of " + std::to_string(max_bytes));
-  return read_bytes_range_unchecked(path, 0, n);
+  // Piece by piece: a declared size that the file does not really hold (a sparse region
+  // reads as zeros) is found at its first piece, before memory for all of it is taken.
+  constexpr std::uint64_t kPiece = 16ull << 20;
+  std::string out;
+  for (std::uint64_t offset = 0; offset < n; offset += kPiece) {
+    std::string piece = read_bytes_range_unchecked(path, offset, std::min(kPiece, n - offset));
+    if (const auto nul = piece.find('\0'); nul != std::string::npos)
+      throw FormatError(std::string(path) + " in " + path_ + " has a NUL byte at offset " +
+                        std::to_string(offset + nul) + ", which JSON text never has (damaged, or a hole in the file)");
+    out += piece;
+  }
+  return out;
+}
+
+ContainerIndex ContainerReader::read_index(std::uint64_t max_bytes) {
+  const std::string json_text = read_bytes(kIndexDataset, max_bytes);
+  check_index_checksum(attributes_, json_text, path_);
+  ContainerIndex index = decode_index(json_text, path_);
+  if (end_of_file_ == 0) return index;
+  // Every dataset is contiguous in this file (check_storage): what the index declares must fit.
+  const std::uint64_t declared = declared_data_bytes(index);
+  if (declared > end_of_file_)
+    throw FormatError(path_ + ": its index declares " + std::to_string(declared) +
+                      " bytes of tensors, running state and rank blobs, more than the file's " +
+                      std::to_string(end_of_file_) + " bytes: damaged or truncated");
+  return index;
 }
 
 std::string ContainerReader::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {

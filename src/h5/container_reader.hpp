@@ -13,9 +13,14 @@
 #include "ckptio/shard.hpp"
 #include "h5/container_writer.hpp"
 #include "h5/h5_handle.hpp"
+#include "h5/index_codec.hpp"
 #include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
+
+// The largest index and running state a reader accepts (documented in docs/FORMAT.md).
+inline constexpr std::uint64_t kMaxIndexBytes = 1ull << 30;
+inline constexpr std::uint64_t kMaxRunningStateBytes = 1ull << 30;
 
 // Throws IntegrityError naming `file` when the root attribute index_xxh3 is present and does
 // not match the index bytes.
@@ -23,19 +28,32 @@ void check_index_checksum(const RootAttributes& attributes, const std::string& j
 
 class ContainerReader {
  public:
-  // Opens `path` read-only: collectively through MPI-IO when comm is not MPI_COMM_NULL,
-  // otherwise serially. Throws IoError when the file cannot be read, FormatError when it is
-  // not HDF5, not a ckptio container, or of an unsupported format version.
+  // Opens `path` read-only: through MPI-IO when comm is not MPI_COMM_NULL (each rank on its
+  // own, MPI_COMM_SELF: no HDF5 call of the reader is collective, so a damaged file cannot
+  // make one rank wait in a collective call that the others never make), otherwise serially
+  // (sec2). Throws IoError when the file cannot be read (or is not a regular
+  // file: a FIFO is never opened), FormatError when it is not HDF5, not a ckptio container,
+  // or of an unsupported format version, or when a top-level group is a soft or external
+  // link. Every dataset is checked when it is opened: a hard link to a contiguous (or
+  // compact) dataset inside the file, else FormatError (docs/FORMAT.md).
   ContainerReader(MPI_Comm comm, const std::string& path);
   ~ContainerReader();
   ContainerReader(const ContainerReader&) = delete;
   ContainerReader& operator=(const ContainerReader&) = delete;
 
   int format_version() const { return format_version_; }
+  // The file's size in bytes (0 when HDF5 cannot tell).
+  std::uint64_t file_bytes() const { return end_of_file_; }
   const RootAttributes& root_attributes() const { return attributes_; }
 
-  // A whole 1-D byte dataset (at most `max_bytes`, else FormatError).
+  // A whole 1-D byte dataset holding JSON text (at most `max_bytes`, else FormatError).
+  // Read in pieces; a NUL byte (never in JSON text: damage, or a hole in a sparse file) is a
+  // FormatError at the first piece that has one, so memory grows only with real content.
   std::string read_bytes(const char* path, std::uint64_t max_bytes);
+  // The index (/_ckptio/index, at most `max_bytes`): checked against the root attribute
+  // index_xxh3, decoded (decode_index), and the data it declares checked against the file's
+  // size. Throws FormatError / IntegrityError naming the file.
+  ContainerIndex read_index(std::uint64_t max_bytes = kMaxIndexBytes);
   // Part of a 1-D byte dataset.
   std::string read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes);
   std::uint64_t dataset_elements(const char* path);
@@ -60,7 +78,7 @@ class ContainerReader {
   // Checks each tensor as read_block does.
   void plan_reads(const std::vector<BlockRequest>& requests);
 
-  // Closes every object and the file (collective when opened collectively).
+  // Closes every object and the file (never collective).
   void close();
 
  private:
@@ -83,6 +101,11 @@ class ContainerReader {
   Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
   hid_t tensor_group(const std::string& group, const std::string& where);
   void read_header();
+  // Throws FormatError when /model, /optimizer, /ema or /_ckptio is not a hard link.
+  void check_top_level_links();
+  // Throws FormatError unless the dataset's data lie in this file, contiguous (or compact)
+  // and inside its end: no external storage, virtual or chunked layout.
+  void check_storage(hid_t dataset, const std::string& where) const;
   std::string read_bytes_unchecked(const char* path, std::uint64_t max_bytes);
   std::string read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes);
   std::uint64_t dataset_elements_unchecked(const char* path);

@@ -1,5 +1,7 @@
 #include "h5/index_codec.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -9,6 +11,8 @@
 #include "core/checksum.hpp"
 #include "core/piece_checksum.hpp"
 #include "core/piece_math.hpp"
+#include "core/quoted.hpp"
+#include "core/untrusted_json.hpp"
 #include "h5/container_format.hpp"
 
 namespace ckptio::detail::h5 {
@@ -79,8 +83,8 @@ std::string encode_index(const ContainerIndex& index) {
 }
 
 ContainerIndex decode_index(const std::string& json_text, const std::string& file) {
-  const json j = json::parse(json_text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) bad(file, "not a JSON object");
+  const json j = parse_untrusted_json(json_text, file + ": invalid container index");
+  if (!j.is_object()) bad(file, "not a JSON object");
   ContainerIndex index;
   if (!j.contains("world_size") || !j["world_size"].is_number_integer() || j["world_size"].get<std::int64_t>() < 1 ||
       j["world_size"].get<std::int64_t>() > (1 << 24))
@@ -102,7 +106,7 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
     IndexTensor it;
     it.group = t["group"].get<std::string>();
     it.name = t["name"].get<std::string>();
-    const std::string where = "tensor " + it.group + "/" + it.name;
+    const std::string where = "tensor " + printable_text(it.group + "/" + it.name);
     if (it.group != "model" && it.group != "optimizer" && it.group != "ema") bad(file, where + " has an unknown group");
     try {
       StateDict::validate_name(it.name);
@@ -111,14 +115,17 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
     }
     if (!seen.insert({it.group, it.name}).second) bad(file, where + " is listed twice");
     const auto dt = parse_dtype(t["dtype"].get<std::string>());
-    if (!dt) bad(file, where + " has unknown dtype '" + t["dtype"].get<std::string>() + "'");
+    if (!dt) bad(file, where + " has unknown dtype " + quoted_text(t["dtype"].get<std::string>(), 40));
     it.dtype = *dt;
     it.shape = int_list(t, "shape", file, where);
     if (it.shape.size() > 32) bad(file, where + " has too many dimensions");
     try {
-      element_count(it.shape);
-    } catch (const Error&) {
-      bad(file, where + " has an impossible shape");
+      const auto elements = static_cast<std::uint64_t>(element_count(it.shape));
+      // Its byte count must fit too (every size computed from it is 64-bit).
+      if (elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / dtype_size(it.dtype))
+        bad(file, where + " has shape " + shape_to_string(it.shape) + ", whose byte count overflows 64 bits");
+    } catch (const UsageError&) {
+      bad(file, where + " has shape " + shape_to_string(it.shape) + ", whose element count overflows 64 bits");
     }
     if (!t.contains("pieces") || !t["pieces"].is_array()) bad(file, where + " has no piece list");
     for (const auto& p : t["pieces"]) {
@@ -162,6 +169,16 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
     bad(file, "rank_blobs must list one record per saving rank");
   for (const auto& b : j["rank_blobs"]) index.rank_blobs.push_back(blob_record(b, file, "a rank blob record"));
   return index;
+}
+
+std::uint64_t declared_data_bytes(const ContainerIndex& index) {
+  std::uint64_t total = 0;
+  auto add = [&](std::uint64_t bytes) { total = bytes > UINT64_MAX - total ? UINT64_MAX : total + bytes; };
+  for (const auto& t : index.tensors)
+    add(static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype));  // checked by decode_index
+  add(index.running_state.bytes);
+  for (const auto& b : index.rank_blobs) add(b.bytes);
+  return total;
 }
 
 }  // namespace ckptio::detail::h5

@@ -48,4 +48,8 @@ std::string encode_index(const ContainerIndex& index);
 // FormatError naming `file`. Never allocates more than the input's size suggests.
 ContainerIndex decode_index(const std::string& json_text, const std::string& file);
 
+// The bytes of data the index declares: every tensor's elements x dtype size, the running
+// state and the rank blobs (saturating at 2^64 - 1).
+std::uint64_t declared_data_bytes(const ContainerIndex& index);
+
 }  // namespace ckptio::detail::h5

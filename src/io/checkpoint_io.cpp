@@ -487,7 +487,9 @@ fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
   std::string provenance = detail::host_name() + "\n" + detail::iso_time_now();
   comm.bcast_bytes(provenance, 0);
   run_agreed(comm, "save", [&] {
-    if (rank == 0) detail::remove_file_if_exists(partial);  // a stale one from a crashed save
+    if (rank != 0) return;
+    detail::remove_file_if_exists(partial);  // a stale one from a crashed save
+    detail::create_empty_file(partial);      // a refusing folder reported with its errno
   });
 
   // 2. Create the container and its datasets (collective).
@@ -717,11 +719,7 @@ void CheckpointIO::Impl::prune_and_clean(const std::string& committed_name) {
 }
 
 fs::path CheckpointIO::Impl::resolve(const fs::path& path) {
-  return detail::agreed_from_rank0(comm, "load", [&] {
-    fs::path p = path;
-    if (p.is_relative() && !fs::exists(p) && fs::exists(root / p)) p = root / p;
-    return resolve_checkpoint_path(p).string();
-  });
+  return detail::agreed_from_rank0(comm, "load", [&] { return detail::resolve_load_path(root, path).string(); });
 }
 
 LoadResult CheckpointIO::load(const fs::path& path, const Snapshot& targets, const LoadOptions& options) {
@@ -745,9 +743,7 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   run_agreed(comm, "load " + file_name, [&] {
     local = collect_local_tensors(targets, rank, "load:");
     reader.emplace(comm.get(), file_name);
-    const std::string index_json = reader->read_bytes(detail::h5::kIndexDataset, kMaxIndexBytes);
-    detail::h5::check_index_checksum(reader->root_attributes(), index_json, file_name);
-    index = detail::h5::decode_index(index_json, file_name);
+    index = reader->read_index(kMaxIndexBytes);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
     if (rs.size() != index.running_state.bytes || detail::xxh3_64(rs.data(), rs.size()) != index.running_state.xxh3)
       throw IntegrityError(file_name + ": the running state does not match its checksum");
@@ -967,7 +963,7 @@ std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, con
     } catch (const Error& e) {
       // Damaged or unreadable checkpoints are skipped; a state dict that does not fit the
       // checkpoint is the caller's problem and is not hidden by falling back.
-      if (e.kind() != ErrorKind::Format && e.kind() != ErrorKind::Io && e.kind() != ErrorKind::Integrity) throw;
+      if (!detail::falls_back_on(e.kind())) throw;
       errors += std::string(errors.empty() ? "" : "; ") + e.what();
       if (i + 1 < candidates.size())
         detail::log_warn("cannot load ", candidates[i], " (", e.what(), "); falling back to ", candidates[i + 1]);

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -16,7 +17,9 @@
 #include "formats/hf_layout.hpp"
 #include "formats/safetensors_header.hpp"
 #include "h5/container_reader.hpp"
+#include "io/export_target.hpp"
 #include "io/fs_util.hpp"
+#include "io/verified_read.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 
@@ -143,9 +146,15 @@ void write_at(MPI_File fh, std::uint64_t offset, const char* data, std::uint64_t
     MPI_Status status;
     check_mpi_io(MPI_File_write_at(fh, static_cast<MPI_Offset>(offset), data, static_cast<int>(n), MPI_BYTE, &status),
                  "cannot write " + path);
-    offset += n;
-    data += n;
-    bytes -= n;
+    // A full file system can end a write early without an error class: check the count.
+    int count = 0;
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    if (count <= 0)
+      throw IoError("cannot write " + path + ": wrote " + std::to_string(std::max(count, 0)) + " of " +
+                    std::to_string(n) + " bytes at offset " + std::to_string(offset) + " (file system full?)");
+    offset += static_cast<std::uint64_t>(count);
+    data += count;
+    bytes -= static_cast<std::uint64_t>(count);
   }
 }
 
@@ -165,10 +174,17 @@ void remove_stale_outputs(const fs::path& folder, const std::string& stem, const
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(folder, ec)) {
     const std::string name = entry.path().filename().string();
+    const bool is_index = name == stem + ".safetensors.index.json";
     const bool stale =
         (is_shard_name(name) && std::find(written.begin(), written.end(), entry.path()) == written.end()) ||
-        (!sharded && name == stem + ".safetensors.index.json") || (sharded && name == stem + ".safetensors");
-    if (stale) detail::remove_file_if_exists(entry.path());
+        (!sharded && is_index) || (sharded && name == stem + ".safetensors");
+    if (!stale) continue;
+    // Only what an earlier export wrote is removed.
+    if (const std::string problem = detail::export_output_problem(entry.path(), is_index); !problem.empty()) {
+      detail::log_warn("export: leaving ", entry.path().string(), " in place: ", problem);
+      continue;
+    }
+    detail::remove_file_if_exists(entry.path());
   }
 }
 
@@ -178,6 +194,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
                                 const fs::path& out, const ExportOptions& options) {
   const Comm comm(user_comm);
   const int rank = comm.rank();
+  if (out.empty()) throw UsageError("export: the output path is empty");  // the same on every rank
 
   // 1. Rank 0 reads the container's index; every rank gets the same plan.
   const std::string encoded =
@@ -251,7 +268,14 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
     if (rank != 0) return;
     if (!fs::is_directory(out_path.parent_path()))
       throw IoError("output folder " + out_path.parent_path().string() + " does not exist");
-    for (const auto& p : partials) detail::remove_file_if_exists(p);
+    detail::check_export_outputs(
+        source.path, result.files,
+        shards.size() > 1 ? std::optional<fs::path>(out_path.parent_path() / (stem + ".safetensors.index.json"))
+                          : std::nullopt);
+    for (const auto& p : partials) {
+      detail::remove_file_if_exists(p);
+      detail::create_empty_file(p);  // reports a refusing folder with its errno
+    }
   });
   std::vector<MPI_File> handles(partials.size(), MPI_FILE_NULL);
   auto close_all = [&] {
@@ -279,6 +303,11 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
         write_at(handles[s], 0, headers[s].bytes.data(), headers[s].bytes.size(), partials[s].string());
     std::optional<detail::h5::ContainerReader> reader;
     reader.emplace(MPI_COMM_NULL, source.path);
+    // Every piece read is verified against its checksums, as a load does.
+    const detail::h5::ContainerIndex index = reader->read_index();
+    std::map<std::string, const detail::h5::IndexTensor*> stored;
+    for (const auto& t : index.tensors)
+      if (t.group == source.group) stored[t.name] = &t;
     std::vector<char> in_buffer;
     std::vector<char> out_buffer;
     std::uint64_t done = 0;
@@ -289,8 +318,12 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       const std::size_t in_size = dtype_size(t.stored);
       in_buffer.resize(static_cast<std::size_t>(ch.end - ch.begin) * in_size);
       std::size_t pos = 0;
+      const auto it = stored.find(t.name);
+      if (it == stored.end() || it->second->dtype != t.stored || it->second->shape != t.shape)
+        throw FormatError(source.path + ": tensor " + source.group + "/" + t.name + " changed while it was exported");
       for (const auto& block : detail::flat_range_to_blocks(t.shape, ch.begin, ch.end)) {
-        reader->read_block(source.group, t.name, t.stored, t.shape, block, in_buffer.data() + pos);
+        detail::read_block_verified(*reader, source.path, *it->second, index.chunk_bytes, block,
+                                    in_buffer.data() + pos);
         pos += static_cast<std::size_t>(detail::block_volume(block)) * in_size;
       }
       const char* data = in_buffer.data();
@@ -306,11 +339,9 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
         options.progress(std::min(result.tensor_bytes, done * result.tensor_bytes / my_total), result.tensor_bytes);
     }
     reader->close();
-    for (auto& fh : handles) check_mpi_io(MPI_File_sync(fh), "cannot flush an export file");
   } catch (...) {
     failure = detail::capture_current_exception();
   }
-  close_all();
   auto cleanup = [&] {
     if (rank != 0) return;
     for (const auto& p : partials) {
@@ -320,6 +351,22 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       }
     }
   };
+  // Agreed before the collective sync and close: a rank whose read failed must not meet
+  // the others in a different collective call.
+  if (auto f = detail::agree_failure(comm, failure, "export")) {
+    close_all();
+    cleanup();
+    detail::rethrow(*f);
+  }
+  failure.reset();
+  for (std::size_t s = 0; s < handles.size(); ++s) {  // every rank syncs every file: collective
+    try {
+      check_mpi_io(MPI_File_sync(handles[s]), "cannot flush " + partials[s].string());
+    } catch (...) {
+      if (!failure) failure = detail::capture_current_exception();
+    }
+  }
+  close_all();
   if (auto f = detail::agree_failure(comm, failure, "export")) {
     cleanup();
     detail::rethrow(*f);

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "ckptio/error.hpp"
+#include "core/regular_file.hpp"
 
 namespace ckptio::detail {
 namespace {
@@ -45,6 +46,12 @@ void fsync_directory(const std::filesystem::path& dir) {
 
 void rename_path(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) throw_errno("rename " + from.string() + " to " + to.string(), errno);
+}
+
+void create_empty_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) throw_errno("cannot create " + path.string(), errno);
+  ::close(fd);
 }
 
 void remove_file_if_exists(const std::filesystem::path& path) {
@@ -110,31 +117,25 @@ void release_reserved_space(const std::filesystem::path& path, std::uint64_t res
   ::close(fd);
 }
 
-std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::nullopt;
-    throw_errno("open " + path.string(), errno);
+std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes,
+                                           const std::string& what) {
+  auto file = open_regular_file_if_exists(path, what, Symlinks::Refuse);
+  if (!file) return std::nullopt;
+  return read_regular_file(*file, path, max_bytes);
+}
+
+bool has_hdf5_signature(const std::filesystem::path& path) {
+  try {
+    RegularFile file = open_regular_file(path, "file");
+    char signature[8] = {};
+    ssize_t n = 0;
+    do {
+      n = ::pread(file.fd.get(), signature, sizeof signature, 0);
+    } while (n < 0 && errno == EINTR);
+    return n == 8 && std::memcmp(signature, "\x89HDF\r\n\x1a\n", 8) == 0;
+  } catch (const Error&) {
+    return false;
   }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      throw_errno("read " + path.string(), err);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > max_bytes) {
-      ::close(fd);
-      throw FormatError(path.string() + " is larger than " + std::to_string(max_bytes) + " bytes");
-    }
-  }
-  ::close(fd);
-  return out;
 }
 
 std::string host_name() {

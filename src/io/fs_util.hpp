@@ -17,6 +17,11 @@ void fsync_directory(const std::filesystem::path& dir);
 void atomic_write_file(const std::filesystem::path& path, const std::string& content);
 // Renames; throws IoError naming both paths.
 void rename_path(const std::filesystem::path& from, const std::filesystem::path& to);
+// Creates `path` as an empty regular file (O_CREAT | O_EXCL | O_NOFOLLOW), so that a
+// refusal of the file system (a read-only or immutable folder) is reported with its errno
+// ("Operation not permitted") rather than MPI-IO's "MPI_ERR_OTHER: known error not in list".
+// Throws IoError naming the file.
+void create_empty_file(const std::filesystem::path& path);
 // Removes a file if it exists (a symlink itself, never its target); throws IoError on other errors.
 void remove_file_if_exists(const std::filesystem::path& path);
 // Reserves disk space for the first `bytes` bytes of an existing regular file (Linux
@@ -26,8 +31,14 @@ void remove_file_if_exists(const std::filesystem::path& path);
 bool reserve_file_space(const std::filesystem::path& path, std::uint64_t bytes);
 // Gives back space reserved past the end of the file (best effort, never throws).
 void release_reserved_space(const std::filesystem::path& path, std::uint64_t reserved_bytes) noexcept;
-// Reads a small regular file (at most `max_bytes`); nullopt when it does not exist.
-std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes);
+// Reads a small regular file (at most `max_bytes`, else FormatError); nullopt when it does
+// not exist. Never follows a symlink and never blocks on a FIFO (IoError naming `what` and
+// the path for anything but a regular file).
+std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes,
+                                           const std::string& what = "file");
+// Whether `path` is a regular file (symlinks followed) that starts with the HDF5 signature;
+// false for anything else, without blocking on a FIFO.
+bool has_hdf5_signature(const std::filesystem::path& path);
 
 std::string host_name();
 // Now as ISO 8601 UTC ("2026-11-22T08:00:00Z").

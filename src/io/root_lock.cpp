@@ -11,6 +11,8 @@
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "core/quoted.hpp"
+#include "core/untrusted_json.hpp"
 #include "io/fs_util.hpp"
 
 namespace ckptio::detail {
@@ -34,16 +36,45 @@ bool process_alive(long pid) {
   return state != 'Z' && state != 'X';
 }
 
+// What a lock file says about its holder. A lock that is not the JSON object ckptio writes
+// (host and pid of the right types) is unreadable: a holder that died while writing it, or
+// damage; either way it protects nothing.
+struct LockHolder {
+  bool readable = false;
+  std::string host, slurm_job_id, since;
+  long pid = 0;
+};
+
+LockHolder parse_lock(const std::string& content) {
+  LockHolder holder;
+  nlohmann::json j;
+  try {
+    j = parse_untrusted_json(content, "lock file");
+  } catch (const Error&) {
+    return holder;
+  }
+  if (!j.is_object()) return holder;
+  const auto host = j.find("host"), pid = j.find("pid");
+  if (host == j.end() || !host->is_string() || pid == j.end() || !pid->is_number_integer()) return holder;
+  auto text = [&](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  holder.readable = true;
+  holder.host = host->get<std::string>();
+  holder.pid = pid->get<long>();
+  holder.slurm_job_id = text("slurm_job_id");
+  holder.since = text("since");
+  return holder;
+}
+
 // Why the lock described by `content` may be taken over; empty when its holder may be alive.
-std::string stale_reason(const std::string& content) {
-  nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "its content is unreadable (a holder that died while writing it)";
-  const std::string host = j.value("host", "");
-  const long pid = j.value("pid", 0L);
-  const std::string job = j.value("slurm_job_id", "");
-  if (host == host_name() && !process_alive(pid)) return "process " + std::to_string(pid) + " on this host is gone";
-  if (!job.empty() && job == slurm_job_id() && host != host_name())
-    return "it belongs to an earlier run of this Slurm job (" + job + ") on host " + host;
+std::string stale_reason(const LockHolder& holder) {
+  if (!holder.readable) return "its content is unreadable (a holder that died while writing it)";
+  if (holder.host == host_name() && !process_alive(holder.pid))
+    return "process " + std::to_string(holder.pid) + " on this host is gone";
+  if (!holder.slurm_job_id.empty() && holder.slurm_job_id == slurm_job_id() && holder.host != host_name())
+    return "it belongs to an earlier run of this Slurm job (" + holder.slurm_job_id + ") on host " + holder.host;
   return {};
 }
 
@@ -72,21 +103,21 @@ RootLock::RootLock(const std::filesystem::path& root) {
     if (errno != EEXIST) throw IoError("cannot create lock file " + path.string() + ": " + std::strerror(errno));
     std::optional<std::string> existing;
     try {
-      existing = read_small_file(path, 1 << 16);
+      existing = read_small_file(path, 1 << 16, "lock file");
     } catch (const Error& e) {
       throw LockedError("checkpoint root " + root.string() + " has a lock file that cannot be read (" + e.what() +
                         "); remove " + path.string() + " if no job is writing there");
     }
     if (!existing) continue;  // released meanwhile
-    const std::string reason = stale_reason(*existing);
+    const LockHolder holder = parse_lock(*existing);
+    const std::string reason = stale_reason(holder);
     if (reason.empty()) {
-      nlohmann::json j = nlohmann::json::parse(*existing, nullptr, false);
       throw LockedError(
-          "checkpoint root " + root.string() + " is in use by another job (pid " + std::to_string(j.value("pid", 0L)) +
-          " on host " + j.value("host", std::string("?")) +
-          (j.value("slurm_job_id", std::string()).empty() ? std::string()
-                                                          : ", Slurm job " + j.value("slurm_job_id", std::string())) +
-          ", since " + j.value("since", std::string("?")) + "). If that job is gone, remove " + path.string());
+          "checkpoint root " + root.string() + " is in use by another job (pid " + std::to_string(holder.pid) +
+          " on host " + printable_text(holder.host, 100) +
+          (holder.slurm_job_id.empty() ? std::string() : ", Slurm job " + printable_text(holder.slurm_job_id, 40)) +
+          ", since " + (holder.since.empty() ? std::string("?") : printable_text(holder.since, 40)) +
+          ", says lock file " + path.string() + "). If that job is gone, remove " + path.string());
     }
     log_warn("taking over the stale lock of ", root.string(), ": ", reason);
     remove_file_if_exists(path);

@@ -11,7 +11,6 @@
 #include "formats/safetensors_file.hpp"
 #include "h5/container_format.hpp"
 #include "h5/container_reader.hpp"
-#include "h5/index_codec.hpp"
 #include "io/verified_read.hpp"
 
 namespace fs = std::filesystem;
@@ -97,14 +96,11 @@ class ContainerSource final : public TensorSource {
       : file_(file.string()), group_(group), verify_(verify) {
     const std::lock_guard hdf5_lock(h5::library_mutex());  // an asynchronous save may be writing
     reader_ = std::make_unique<h5::ContainerReader>(MPI_COMM_NULL, file_);
-    const std::string index_json = reader_->read_bytes(h5::kIndexDataset, kMaxIndexBytes);
-    h5::check_index_checksum(reader_->root_attributes(), index_json, file_);
-    index_ = h5::decode_index(index_json, file_);
-    for (std::size_t i = 0; i < index_.tensors.size(); ++i) {
-      const auto& t = index_.tensors[i];
+    index_ = reader_->read_index();
+    for (const auto& t : index_.tensors) {
       if (t.group != group) continue;
       tensors_.push_back({t.name, t.dtype, t.shape, file_});
-      stored_.push_back(i);
+      stored_.push_back(&t);
     }
   }
   ~ContainerSource() override {
@@ -117,23 +113,20 @@ class ContainerSource final : public TensorSource {
   const std::vector<SourceTensor>& tensors() const override { return tensors_; }
   void read_block(std::size_t index, const Block& block, void* out) override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
-    const auto& t = tensors_[index];
     if (!verify_)
-      reader_->read_block(group_, t.name, t.dtype, t.shape, block, out);
+      reader_->read_block(group_, stored_[index]->name, stored_[index]->dtype, stored_[index]->shape, block, out);
     else
-      read_block_verified(*reader_, file_, index_.tensors[stored_[index]], index_.chunk_bytes, block,
-                          static_cast<char*>(out));
+      read_block_verified(*reader_, file_, *stored_[index], index_.chunk_bytes, block, static_cast<char*>(out));
   }
 
  private:
-  static constexpr std::uint64_t kMaxIndexBytes = 1ull << 30;
   std::string file_;
   std::string group_;
   bool verify_;
   std::unique_ptr<h5::ContainerReader> reader_;
   h5::ContainerIndex index_;
   std::vector<SourceTensor> tensors_;
-  std::vector<std::size_t> stored_;  // tensors_[i] is index_.tensors[stored_[i]]
+  std::vector<const h5::IndexTensor*> stored_;  // parallel to tensors_, into index_
 };
 
 // The tensors of a PyTorch torch.save file under `prefix` ("model." keeps model.* and

@@ -6,7 +6,9 @@
 
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
+#include "core/coverage.hpp"
 #include "core/piece_math.hpp"
+#include "core/quoted.hpp"
 
 namespace ckptio::detail {
 namespace {
@@ -18,8 +20,8 @@ constexpr std::int64_t kChunksPerDirectRead = 2;
 
 std::string describe(const std::string& file, const h5::IndexTensor& t, std::size_t pi) {
   const auto& p = t.pieces[pi];
-  std::string out = file + ": tensor " + t.group + "/" + t.name + ", piece " + std::to_string(pi) + " of " +
-                    std::to_string(t.pieces.size());
+  std::string out = file + ": tensor " + printable_text(t.group + "/" + t.name) + ", piece " + std::to_string(pi) +
+                    " of " + std::to_string(t.pieces.size());
   if (!p.block.count.empty())
     out += " (offset " + shape_to_string(p.block.offset) + ", count " + shape_to_string(p.block.count) + ")";
   return out + ", written by rank " + std::to_string(p.writer);
@@ -179,41 +181,61 @@ void copy_contiguous(PieceView& pv, const Block& part, const Block& want, char* 
   }
 }
 
+// Reads `part` (inside the piece and inside `want`) into `out`, laid out as `want`, verifying
+// every chunk it reads.
+void read_part(PieceView& pv, const Block& part, const Block& want, char* out) {
+  const Block& pb = pv.piece().block;
+  if (part == pb && contiguous_in(part, want)) {
+    // Straight into the caller's memory, a few chunks at a time, each hashed while it is
+    // still in the CPU cache.
+    char* dst = out + static_cast<std::size_t>(flat_in(want, part.offset)) * pv.esz;
+    const std::int64_t step = pv.chunk_elems * kChunksPerDirectRead;
+    for (std::int64_t lo = 0; lo < pv.elements; lo += step) {
+      const std::int64_t hi = std::min(lo + step, pv.elements);
+      pv.read_range(lo, hi, dst + static_cast<std::size_t>(lo) * pv.esz);
+      pv.verify_chunks(lo / pv.chunk_elems, (hi + pv.chunk_elems - 1) / pv.chunk_elems,
+                       dst + static_cast<std::size_t>(lo) * pv.esz);
+    }
+  } else if (contiguous_in(part, pb) && contiguous_in(part, want)) {
+    copy_contiguous(pv, part, want, out);
+  } else {
+    copy_part(pv, part, want, out);
+  }
+}
+
 }  // namespace
 
 void read_block_verified(h5::ContainerReader& reader, const std::string& file, const h5::IndexTensor& tensor,
                          std::uint64_t chunk_bytes, const Block& want, char* out) {
-  const std::size_t esz = dtype_size(tensor.dtype);
-  std::int64_t covered = 0;
+  // The parts of the stored pieces inside `want` must cover it: a hole would leave the
+  // caller's memory as it was. Volumes are not summed (a duplicated piece would hide a
+  // hole). Overlapping pieces (ranks that saved overlapping shards) are all read, each
+  // verified against its own checksums: they are views of the same dataset, so they cannot
+  // disagree unless one of them fails its checksum.
+  std::vector<std::pair<std::size_t, Block>> parts;
+  std::vector<Block> blocks;
   for (std::size_t pi = 0; pi < tensor.pieces.size(); ++pi) {
     const auto& p = tensor.pieces[pi];
     if (p.block.offset.size() != want.offset.size()) continue;
-    const auto part = intersect(want, p.block);
+    auto part = intersect(want, p.block);
     if (!part || block_volume(*part) == 0) continue;
-    covered += block_volume(*part);
-    PieceView pv(reader, file, tensor, pi, chunk_bytes);
-    if (*part == p.block && contiguous_in(*part, want)) {
-      // Straight into the caller's memory, a few chunks at a time, each hashed while it is
-      // still in the CPU cache.
-      char* dst = out + static_cast<std::size_t>(flat_in(want, part->offset)) * esz;
-      const std::int64_t step = pv.chunk_elems * kChunksPerDirectRead;
-      for (std::int64_t lo = 0; lo < pv.elements; lo += step) {
-        const std::int64_t hi = std::min(lo + step, pv.elements);
-        pv.read_range(lo, hi, dst + static_cast<std::size_t>(lo) * esz);
-        pv.verify_chunks(lo / pv.chunk_elems, (hi + pv.chunk_elems - 1) / pv.chunk_elems,
-                         dst + static_cast<std::size_t>(lo) * esz);
-      }
-    } else if (contiguous_in(*part, p.block) && contiguous_in(*part, want)) {
-      copy_contiguous(pv, *part, want, out);
-    } else {
-      copy_part(pv, *part, want, out);
-    }
+    blocks.push_back(*part);
+    parts.emplace_back(pi, std::move(*part));
   }
-  if (covered < block_volume(want))
-    throw FormatError(file + ": tensor " + tensor.group + "/" + tensor.name +
-                      ": the stored pieces do not cover the requested block " +
-                      (want.count.empty() ? std::string("(scalar)")
-                                          : shape_to_string(want.offset) + "+" + shape_to_string(want.count)));
+  const PieceCoverage coverage = piece_coverage(want, blocks);
+  if (!coverage.exact && coverage.covered != block_volume(want)) {
+    const std::string requested =
+        want.count.empty() ? std::string("(scalar)") : shape_to_string(want.offset) + "+" + shape_to_string(want.count);
+    throw FormatError(file + ": tensor " + printable_text(tensor.group + "/" + tensor.name) +
+                      ": the stored pieces do not cover the requested block " + requested +
+                      (coverage.covered ? " (they cover " + std::to_string(*coverage.covered) + " of its " +
+                                              std::to_string(block_volume(want)) + " elements)"
+                                        : std::string(" (they overlap in a layout too complex to count)")));
+  }
+  for (const auto& [pi, part] : parts) {
+    PieceView pv(reader, file, tensor, pi, chunk_bytes);
+    read_part(pv, part, want, out);
+  }
 }
 
 std::uint64_t verify_stored_piece(h5::ContainerReader& reader, const std::string& file, const h5::IndexTensor& tensor,

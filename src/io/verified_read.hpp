@@ -15,8 +15,11 @@
 namespace ckptio::detail {
 
 // Reads `want` (a block of `tensor`, inside its shape) into `out` (row-major of want.count)
-// and verifies every stored chunk it reads. Throws IntegrityError naming the file, tensor
-// and piece on a mismatch, FormatError when the stored pieces do not cover `want`.
+// and verifies every stored chunk it reads. The stored pieces must cover every element of
+// `want` (checked before anything is read, see piece_coverage: a duplicated piece cannot
+// hide a hole); overlapping pieces are each read and verified, so no overlap can disagree
+// without failing a checksum. Throws IntegrityError naming the file, tensor and piece on a
+// checksum mismatch, FormatError when the pieces leave a hole in `want`.
 void read_block_verified(h5::ContainerReader& reader, const std::string& file, const h5::IndexTensor& tensor,
                          std::uint64_t chunk_bytes, const Block& want, char* out);
 

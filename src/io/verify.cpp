@@ -6,10 +6,13 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <set>
 
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
+#include "core/coverage.hpp"
 #include "core/piece_math.hpp"
+#include "core/quoted.hpp"
 #include "h5/container_format.hpp"
 #include "h5/container_reader.hpp"
 #include "h5/index_codec.hpp"
@@ -77,11 +80,17 @@ void check_metadata(detail::h5::ContainerReader& reader, const detail::h5::Conta
   for (const auto& t : index.tensors) {
     const std::int64_t elements = detail::element_count(t.shape);
     std::vector<Block> blocks;
+    blocks.reserve(t.pieces.size());
     for (const auto& p : t.pieces) blocks.push_back(p.block);
-    const auto covered = detail::covered_elements(t.shape, blocks);
-    if (covered && *covered != elements)
-      problems.push_back(file + ": tensor " + t.group + "/" + t.name + " is incomplete: its pieces cover " +
-                         std::to_string(*covered) + " of " + std::to_string(elements) + " elements");
+    const auto coverage = detail::piece_coverage(Block{std::vector<std::int64_t>(t.shape.size(), 0), t.shape}, blocks);
+    if (!coverage.covered)
+      problems.push_back(file + ": tensor " + detail::printable_text(t.group + "/" + t.name) + ": its " +
+                         std::to_string(t.pieces.size()) +
+                         " pieces overlap in a layout too complex to check that they cover it");
+    else if (*coverage.covered != elements)
+      problems.push_back(file + ": tensor " + detail::printable_text(t.group + "/" + t.name) +
+                         " is incomplete: its pieces cover " + std::to_string(*coverage.covered) + " of " +
+                         std::to_string(elements) + " elements");
   }
 }
 
@@ -105,9 +114,7 @@ VerifyReport verify_container(MPI_Comm user_comm, const std::filesystem::path& p
   try {
     reader.emplace(comm.get(), file);
     report.format_version = reader->format_version();
-    const std::string index_json = reader->read_bytes(detail::h5::kIndexDataset, kMaxMetadataBytes);
-    detail::h5::check_index_checksum(reader->root_attributes(), index_json, file);
-    index = detail::h5::decode_index(index_json, file);
+    index = reader->read_index(kMaxMetadataBytes);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -161,9 +168,10 @@ VerifyReport verify_container(MPI_Comm user_comm, const std::filesystem::path& p
   if (auto f = detail::agree_failure(comm, failure, "verify: close")) mine.push_back(f->message);
   report.bytes_verified = static_cast<std::uint64_t>(comm.allreduce_sum(static_cast<std::int64_t>(my_bytes)));
   std::vector<std::string> all;
+  std::set<std::string> seen;
   for (const auto& text : comm.allgather_bytes(join_lines(mine)))
     for (auto& line : split_lines(text))
-      if (std::find(all.begin(), all.end(), line) == all.end()) all.push_back(std::move(line));
+      if (seen.insert(line).second) all.push_back(std::move(line));
   // Rank order: rank 0's metadata problems first, then each rank's pieces; duplicates dropped.
   report.problems = std::move(all);
   return report;

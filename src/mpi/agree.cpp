@@ -11,7 +11,9 @@ Failure capture_current_exception() {
   } catch (const Error& e) {
     return Failure{e.kind(), e.what()};
   } catch (const std::bad_alloc&) {
-    return Failure{ErrorKind::Io, "out of memory"};
+    // Not an I/O error: sizes read from files are checked before memory is taken for them,
+    // so this is the machine running out, reported as an unexpected error (tools: exit 1).
+    return Failure{ErrorKind::Generic, "out of memory (an allocation failed)"};
   } catch (const std::exception& e) {
     return Failure{ErrorKind::Generic, e.what()};
   } catch (...) {

@@ -60,7 +60,9 @@ PATHS = argparse.Namespace()
 
 def run_tool(*args):
     """Runs the tool as a single process (no mpiexec) and returns the CompletedProcess."""
-    return subprocess.run([PATHS.tool, *map(str, args)], capture_output=True, text=True, timeout=120)
+    # errors="replace": a hostile input's bytes must not break the test itself.
+    return subprocess.run([PATHS.tool, *map(str, args)], capture_output=True, text=True, errors="replace",
+                          timeout=120)
 
 
 def run_tool_on_ranks(ranks, *args):
@@ -68,7 +70,7 @@ def run_tool_on_ranks(ranks, *args):
     every rank's exit code recorded. Returns (plain CompletedProcess, exit code of each rank)."""
     launch = [PATHS.mpiexec, PATHS.numproc_flag, str(ranks)]
     tool = [PATHS.tool, *map(str, args)]
-    result = subprocess.run(launch + tool, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(launch + tool, capture_output=True, text=True, errors="replace", timeout=300)
     with tempfile.TemporaryDirectory() as record_dir:
         # Open MPI kills the remaining ranks as soon as one exits non-zero, which could stop a
         # rank before it records its exit code; let every rank finish on its own. (mpiexec then

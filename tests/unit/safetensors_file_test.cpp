@@ -59,7 +59,7 @@ TEST(SafetensorsFile, MissingAndBadFilesNameThePath) {
     FAIL();
   } catch (const IoError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "cannot open " + (dir / "nope.safetensors").string() + ": No such file or directory");
+              "cannot open safetensors file " + (dir / "nope.safetensors").string() + ": No such file or directory");
   }
   const fs::path bad = dir / "short.safetensors";
   std::ofstream(bad) << "abcd";

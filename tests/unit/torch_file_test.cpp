@@ -353,7 +353,7 @@ TEST(TorchFileHostile, RefusesOtherShapesOfInput) {
                                 .op('a')
                                 .op('s')
                                 .done();
-  EXPECT_EQ(error_of(archive(cycle, {})), "t.pt: the pickle nests containers deeper than 200 levels");
+  EXPECT_EQ(error_of(archive(cycle, {})), "t.pt: the pickle nests containers deeper than 100 levels");
 }
 
 // A legacy (PyTorch < 1.6) file: five pickles, then storage "k1" as a count and its floats.
