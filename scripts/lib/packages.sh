@@ -31,6 +31,13 @@ CKPTIO_APT_PACKAGES=(
   python3-h5py-mpi
   python3-mpi4py
   python3-torch
+  # the Python package (python/): pybind11 bindings, tested with pytest, installed with pip
+  # into a venv (python3-venv)
+  python3-dev
+  pybind11-dev
+  python3-pytest
+  python3-venv
+  python3-pip
   # libFuzzer targets of the safetensors and index parsers (clang -fsanitize=fuzzer)
   clang
   libclang-rt-14-dev
