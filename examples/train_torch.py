@@ -2,7 +2,8 @@
 """Trains a small PyTorch model data-parallel over MPI ranks and checkpoints it with ckptio.
 
 The Python counterpart of train_toy.cpp, with the same flags: an MLP on synthetic data,
-DistributedDataParallel over gloo (initialised from MPI), AdamW (or ZeroRedundancyOptimizer
+DistributedDataParallel over gloo (initialised from MPI; the gradients averaged with one
+MPI_Allreduce so that runs are bit-reproducible), AdamW (or ZeroRedundancyOptimizer
 with --zero), an EMA copy, a cosine schedule, the resumable sampler, a checkpoint every
 --ckpt-every steps through ckptio.torch.save, a PreemptionGuard at every step, --resume,
 and on rank 0 `final digest: <hex>` over the model, EMA and optimizer state.
@@ -47,6 +48,22 @@ def synthetic_data():
     return inputs, targets
 
 
+def average_gradients(module, comm) -> None:
+    """Averages the gradients over the ranks: one MPI_Allreduce of a flat buffer in parameter order.
+
+    MPI sums a buffer of a given size over a given number of ranks the same way every time,
+    so a resumed run rounds exactly as an uninterrupted one.
+    """
+    grads = [p.grad for p in module.parameters()]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    comm.Allreduce(MPI.IN_PLACE, flat.numpy(), op=MPI.SUM)
+    flat /= comm.size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt-dir", required=True, help="Checkpoint root folder")
@@ -60,6 +77,9 @@ def parse_args():
     parser.add_argument("--step-sleep-ms", type=int, default=0, help="Sleep this long per step (stand-in for work)")
     parser.add_argument("--preempt-signal", choices=["USR1", "USR2"], default="USR1",
                         help="Signal that saves, requeues (under Slurm) and exits 75; SIGTERM saves and exits 75")
+    parser.add_argument("--walltime-margin", type=float, default=30.0,
+                        help="Seconds kept in hand beyond twice the measured save time when the time limit nears")
+    parser.add_argument("--max-requeues", type=int, default=-1, help="Requeue at most this many times; -1: no limit")
     parser.add_argument("--no-preemption-guard", action="store_true", help="Install no signal handlers")
     parser.add_argument("--export-ema", help="After the last step, export the EMA weights to this .safetensors file")
     return parser.parse_args()
@@ -141,7 +161,8 @@ def main() -> int:
     guard = None
     if not args.no_preemption_guard:
         requeue_signal = signal.SIGUSR2 if args.preempt_signal == "USR2" else signal.SIGUSR1
-        guard = ckptio.PreemptionGuard(comm, io, requeue_signal=requeue_signal)
+        guard = ckptio.PreemptionGuard(comm, io, requeue_signal=requeue_signal, margin_seconds=args.walltime_margin,
+                                       max_requeues=args.max_requeues)
     say(f"training on {size} rank(s), hidden {args.hidden}, global_step {g} of {args.steps}")
 
     while g < args.steps:
@@ -149,9 +170,15 @@ def main() -> int:
         sampler.set_epoch(epoch)
         sampler.position = step_in_epoch * batch
         indices = list(iter(sampler))[:batch]
-        loss = torch.nn.functional.mse_loss(model(inputs[indices]), targets[indices])
         optimizer.zero_grad()
-        loss.backward()
+        # DDP's own averaging is off (no_sync must cover the forward pass too): it regroups the
+        # gradients into new buckets after a process's first step, which with more than two
+        # ranks sums some of them in another order; a resumed run would round its first step
+        # differently from an uninterrupted one. average_gradients sums the same way every time.
+        with model.no_sync():
+            loss = torch.nn.functional.mse_loss(model(inputs[indices]), targets[indices])
+            loss.backward()
+        average_gradients(net, comm)
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
