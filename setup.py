@@ -6,7 +6,7 @@ statically. With CKPTIO_PREFIX set to the install prefix of an already built ckp
 lib/cmake/ckptio package), only python/ is configured, over that library, and only the
 extension is compiled. Other environment variables: CKPTIO_BUILD_TYPE (default Release),
 CKPTIO_CMAKE_ARGS (more arguments, split on spaces), CKPTIO_BUILD_JOBS (default: processors).
-The extension's sources are compiled as one unit (CMAKE_UNITY_BUILD), which halves the
+The extension's sources are compiled as one unit (CKPTIO_PYTHON_UNITY_BUILD), which halves the
 compile time of pybind11 code; ccache is used when it is installed.
 """
 
@@ -30,7 +30,7 @@ class CMakeBuild(build_ext):
         prefix = os.environ.get("CKPTIO_PREFIX")
         args = [f"-DCKPTIO_PYTHON_EXECUTABLE={sys.executable}",
                 f"-DCMAKE_BUILD_TYPE={os.environ.get('CKPTIO_BUILD_TYPE', 'Release')}",
-                "-DCMAKE_UNITY_BUILD=ON", "-DCKPTIO_BUILD_PYTHON=ON"]
+                "-DCKPTIO_PYTHON_UNITY_BUILD=ON", "-DCKPTIO_BUILD_PYTHON=ON"]
         if prefix:
             source = ROOT / "python"
             args.append(f"-DCMAKE_PREFIX_PATH={pathlib.Path(prefix).resolve()}")
