@@ -16,7 +16,9 @@ namespace ckptio_bench {
 
 struct SaveLoadMemory {
   std::uint64_t save_extra_bytes = 0;  // peak over the resident memory before save()
-  std::uint64_t load_extra_bytes = 0;  // peak over the resident memory (target shards included) before load()
+  // peak during load() over the resident memory before the save plus the target shards (so
+  // that it includes what the save left resident), or over that before load() if larger
+  std::uint64_t load_extra_bytes = 0;
 };
 
 // Collective over comm. A synchronous save of `state_bytes` of F32 tensors (8 tensors, row

@@ -28,8 +28,10 @@ PeakRss::PeakRss() {
   start_bytes_ = status_bytes("VmHWM");
 }
 
+std::uint64_t PeakRss::peak_bytes() const { return status_bytes("VmHWM"); }
+
 std::uint64_t PeakRss::extra_bytes() const {
-  const std::uint64_t peak = status_bytes("VmHWM");
+  const std::uint64_t peak = peak_bytes();
   return peak > start_bytes_ ? peak - start_bytes_ : 0;
 }
 

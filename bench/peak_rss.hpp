@@ -19,6 +19,8 @@ class PeakRss {
   // Bytes by which the peak since construction exceeded what was resident at construction
   // (0 when it never did).
   std::uint64_t extra_bytes() const;
+  // The peak since construction.
+  std::uint64_t peak_bytes() const;
 
  private:
   std::uint64_t start_bytes_ = 0;
