@@ -1,5 +1,6 @@
 #include "memory_scenarios.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -205,8 +206,9 @@ ExportMemory measure_export_memory(MPI_Comm comm, const fs::path& dir, std::uint
   return result;
 }
 
-SaveAsyncDrift measure_save_async_drift(MPI_Comm comm, const fs::path& dir, int cycles) {
+SaveAsyncDrift measure_save_async_drift(MPI_Comm comm, const fs::path& dir, int cycles, bool fix_mmap_threshold) {
   const Rank job(comm);
+  if (fix_mmap_threshold) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const fs::path root = dir / "memory-drift";
   SaveAsyncDrift result;
   result.cycles = cycles;

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "memory_scenarios.hpp"
 #include "support/test_util.hpp"
@@ -17,34 +18,46 @@ namespace {
 constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
 constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
 
-void skip_unless_asked() {
-  if (!std::getenv("CKPTIO_MEMORY_TESTS")) GTEST_SKIP() << "run by CTest with CKPTIO_MEMORY_TESTS";
+// Why the memory tests do not run here, or "" when they do.
+std::string why_not_run() {
+  if (!std::getenv("CKPTIO_MEMORY_TESTS")) return "run by CTest with CKPTIO_MEMORY_TESTS";
 #if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer keeps freed memory in quarantine: resident memory says nothing";
+  return "AddressSanitizer keeps freed memory in quarantine: resident memory says nothing";
+#else
+  return "";
 #endif
 }
+// GTEST_SKIP returns from the function it is in: a macro, so that it leaves the test.
+#define SKIP_UNLESS_ASKED() \
+  if (const std::string why = why_not_run(); !why.empty()) GTEST_SKIP() << why
 
 void say(const char* what, double mib) {
   if (world_rank() == 0) std::printf("[ memory ] %s: %.2f MiB\n", what, mib);
 }
 
-class MemoryBoundsOfState : public ::testing::TestWithParam<std::uint64_t> {};
-
-TEST_P(MemoryBoundsOfState, SaveAndLoadNeedAtMost64MiBBeyondTheState) {
-  skip_unless_asked();
+void expect_save_and_load_within_64MiB(std::uint64_t state_bytes) {
   SharedTempDir dir;
-  const auto m = ckptio_bench::measure_save_load_memory(MPI_COMM_WORLD, dir.path(), GetParam());
+  const auto m = ckptio_bench::measure_save_load_memory(MPI_COMM_WORLD, dir.path(), state_bytes);
   say("save extra", static_cast<double>(m.save_extra_bytes) / kMiB);
   say("load extra", static_cast<double>(m.load_extra_bytes) / kMiB);
   EXPECT_LE(m.save_extra_bytes, 64 * kMiB);
   EXPECT_LE(m.load_extra_bytes, 64 * kMiB);
 }
 
-INSTANTIATE_TEST_SUITE_P(States, MemoryBoundsOfState, ::testing::Values(kGiB, 4 * kGiB),
-                         [](const auto& info) { return std::to_string(info.param / kGiB) + "GiB"; });
+// Plain tests, not parameterised ones, so that they run in the order written: the drift
+// test, which fixes the allocator's mmap threshold for the rest of the process, comes last.
+TEST(MemoryBounds, SaveAndLoadOf1GiBNeedAtMost64MiBBeyondTheState) {
+  SKIP_UNLESS_ASKED();
+  expect_save_and_load_within_64MiB(kGiB);
+}
+
+TEST(MemoryBounds, SaveAndLoadOf4GiBNeedAtMost64MiBBeyondTheState) {
+  SKIP_UNLESS_ASKED();
+  expect_save_and_load_within_64MiB(4 * kGiB);
+}
 
 TEST(MemoryBounds, SaveAsyncOf1GiBNeedsAtMostItsStagingPlus64MiB) {
-  skip_unless_asked();
+  SKIP_UNLESS_ASKED();
   SharedTempDir dir;
   const auto m = ckptio_bench::measure_save_async_memory(MPI_COMM_WORLD, dir.path(), kGiB);
   say("save_async extra over its staging", static_cast<double>(m.extra_over_staging_bytes) / kMiB);
@@ -56,7 +69,7 @@ TEST(MemoryBounds, SaveAsyncOf1GiBNeedsAtMostItsStagingPlus64MiB) {
 }
 
 TEST(MemoryBounds, ExportOfAn8GiBGroupNeedsAtMost256MiBPerRank) {
-  skip_unless_asked();
+  SKIP_UNLESS_ASKED();
   SharedTempDir dir;
   const auto m = ckptio_bench::measure_export_memory(MPI_COMM_WORLD, dir.path(), 8 * kGiB);
   say("export extra", static_cast<double>(m.extra_bytes) / kMiB);
@@ -65,9 +78,12 @@ TEST(MemoryBounds, ExportOfAn8GiBGroupNeedsAtMost256MiBPerRank) {
 }
 
 TEST(MemoryBounds, TwoHundredSaveAsyncCyclesDriftLessThan1MiB) {
-  skip_unless_asked();
+  SKIP_UNLESS_ASKED();
   SharedTempDir dir;
-  const auto d = ckptio_bench::measure_save_async_drift(MPI_COMM_WORLD, dir.path(), 200);
+  // With the allocator's mmap threshold fixed (see memory_scenarios.hpp): a leak, not
+  // glibc's one-time step of about 1 MiB. This test comes last in the file, so the fixed
+  // threshold does not change the figures of the others.
+  const auto d = ckptio_bench::measure_save_async_drift(MPI_COMM_WORLD, dir.path(), 200, true);
   say("drift over 200 save_async cycles", static_cast<double>(d.drift_bytes) / kMiB);
   EXPECT_LT(d.drift_bytes, static_cast<std::int64_t>(kMiB));
 }
