@@ -57,6 +57,7 @@ struct BenchOptions {
   bool posix_baseline = false;
   bool export_safetensors = false;
   bool baselines_first = false;
+  std::uint64_t alignment = 0;
 };
 
 // Rank and size of the job, and where the JSON lines go.
@@ -467,7 +468,9 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
   if (job.is_root()) fs::remove_all(root);
   MPI_Barrier(job.comm);
   {
-    ckptio::CheckpointIO io(job.comm, root);
+    ckptio::CheckpointOptions checkpoint_options;
+    checkpoint_options.alignment = options.alignment;
+    ckptio::CheckpointIO io(job.comm, root, checkpoint_options);
     // Earlier writes (the previous repeat's file, its removal) must not be flushed on our clock.
     flush_dirty_pages(job.comm);
     // Under a hypervisor that takes back freed guest memory (virtio-balloon free page
@@ -545,6 +548,10 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                "cp of the checkpoint file plus fsync (op export_cp)");
   app.add_flag("--baselines-first", options.baselines_first,
                "run the references (--posix-baseline, export's cp) before ckptio's save and export in each repeat");
+  app.add_option("--alignment", options.alignment,
+                 "CheckpointOptions::alignment: datasets of at least this many bytes start at a multiple of it")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
   app.add_flag("--async", options.async,
                "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
   app.add_option("--async-saves", options.async_saves,
