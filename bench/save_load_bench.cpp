@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -56,6 +57,7 @@ struct BenchOptions {
   bool posix_baseline = false;
   bool export_safetensors = false;
   bool baselines_first = false;
+  std::uint64_t alignment = 0;
 };
 
 // Rank and size of the job, and where the JSON lines go.
@@ -94,6 +96,43 @@ double time_collective(const Job& job, Operation&& operation, double* cpu_second
   MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_SUM, job.comm);
   if (cpu_seconds) *cpu_seconds = cpu;
   return elapsed;
+}
+
+// CPU seconds (user and system) of this process's threads, and of the calling thread alone.
+double rusage_seconds(int who) {
+  rusage usage{};
+  ::getrusage(who, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+double process_cpu_seconds() { return rusage_seconds(RUSAGE_SELF); }
+double thread_cpu_seconds() { return rusage_seconds(RUSAGE_THREAD); }
+
+// Collective. The reference for save_async's blocked time: the longest time any rank takes
+// to memcpy the bytes of its shards into memory it has already touched (median of 3).
+double memcpy_reference_seconds(const Job& job, const ckptio::Snapshot& snapshot) {
+  std::vector<const ckptio::TensorShard*> shards;
+  std::uint64_t bytes = 0;
+  for (const char* group : ckptio::kGroupNames) {
+    if (!snapshot.group(group)) continue;
+    for (const auto& [name, shard] : *snapshot.group(group)) {
+      shards.push_back(&shard);
+      bytes += shard.local_bytes();
+    }
+  }
+  std::vector<char> target(bytes, 1);  // touched: every page resident before the copy
+  std::vector<double> samples;
+  for (int i = 0; i < 3; ++i) {
+    samples.push_back(time_collective(job, [&] {
+      char* out = target.data();
+      for (const ckptio::TensorShard* shard : shards) {
+        std::memcpy(out, shard->data.get(), shard->local_bytes());
+        out += shard->local_bytes();
+      }
+    }));
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[1];
 }
 
 nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, int layout_ranks,
@@ -215,6 +254,7 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
   };
   const double alone = time_collective(job, run_chunks);
 
+  const double memcpy_seconds = memcpy_reference_seconds(job, snapshot);
   if (options.reserve_staging) io.reserve_staging(snapshot);
   for (int index = 0; index < options.async_saves; ++index) {
     flush_dirty_pages(job.comm);
@@ -222,16 +262,25 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
     snapshot.running.global_step += 1000;
     MPI_Barrier(job.comm);
     const double start = MPI_Wtime();
+    // CPU of the whole save on this rank but the calling thread's: the background save's
+    // (its I/O thread, and anything else it starts); the calling thread's part is the staging.
+    const double process_cpu_start = process_cpu_seconds(), caller_cpu_start = thread_cpu_seconds();
     double blocked = MPI_Wtime();
     io.save_async(snapshot);
     blocked = MPI_Wtime() - blocked;
+    double blocked_cpu = thread_cpu_seconds() - caller_cpu_start;
     MPI_Allreduce(MPI_IN_PLACE, &blocked, 1, MPI_DOUBLE, MPI_MAX, job.comm);
     double with_io = MPI_Wtime();
     run_chunks();
     with_io = MPI_Wtime() - with_io;
     MPI_Allreduce(MPI_IN_PLACE, &with_io, 1, MPI_DOUBLE, MPI_MAX, job.comm);
+    const double caller_cpu_before_wait = thread_cpu_seconds();
     io.wait();
     double total = MPI_Wtime() - start;
+    // The caller's CPU in wait() is the background save's too (joining its thread).
+    double background_cpu = (process_cpu_seconds() - process_cpu_start) - (caller_cpu_before_wait - caller_cpu_start);
+    MPI_Allreduce(MPI_IN_PLACE, &background_cpu, 1, MPI_DOUBLE, MPI_SUM, job.comm);
+    MPI_Allreduce(MPI_IN_PLACE, &blocked_cpu, 1, MPI_DOUBLE, MPI_SUM, job.comm);
     MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_MAX, job.comm);
 
     nlohmann::ordered_json record = measurement("save_async", repeat, job, job.size, workload, total);
@@ -242,6 +291,9 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
     record["compute_alone_seconds"] = alone;
     record["compute_during_save_seconds"] = with_io;
     record["staging_bytes"] = io.staging_bytes();
+    record["memcpy_seconds"] = memcpy_seconds;
+    record["background_cpu_seconds"] = background_cpu;  // all ranks together
+    record["blocked_cpu_seconds"] = blocked_cpu;        // all ranks together
     print(job, record);
   }
 }
@@ -416,7 +468,9 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
   if (job.is_root()) fs::remove_all(root);
   MPI_Barrier(job.comm);
   {
-    ckptio::CheckpointIO io(job.comm, root);
+    ckptio::CheckpointOptions checkpoint_options;
+    checkpoint_options.alignment = options.alignment;
+    ckptio::CheckpointIO io(job.comm, root, checkpoint_options);
     // Earlier writes (the previous repeat's file, its removal) must not be flushed on our clock.
     flush_dirty_pages(job.comm);
     // Under a hypervisor that takes back freed guest memory (virtio-balloon free page
@@ -494,6 +548,10 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
                "cp of the checkpoint file plus fsync (op export_cp)");
   app.add_flag("--baselines-first", options.baselines_first,
                "run the references (--posix-baseline, export's cp) before ckptio's save and export in each repeat");
+  app.add_option("--alignment", options.alignment,
+                 "CheckpointOptions::alignment: datasets of at least this many bytes start at a multiple of it")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
   app.add_flag("--async", options.async,
                "also measure save_async: time blocked, whole save, and a compute loop's slowdown meanwhile");
   app.add_option("--async-saves", options.async_saves,

@@ -34,7 +34,9 @@ struct CheckpointOptions {
   // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.
   std::map<std::string, std::string> mpi_io_hints;
   // Datasets of at least `alignment` bytes start at a multiple of it (the stripe or block
-  // size of a parallel file system); 0 packs them (HDF5's default).
+  // size of a parallel file system). 0: with direct_io, datasets of at least 1 MiB start at
+  // a multiple of 4 KiB (so that page-aligned memory is written without a copy), the
+  // others are packed; without direct_io all are packed (HDF5's default).
   std::uint64_t alignment = 0;
   // Write the large pieces of tensor data with O_DIRECT (their page-aligned middle; the
   // ends, small tensors and metadata stay buffered), so that they go from the shards to the

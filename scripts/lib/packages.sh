@@ -23,6 +23,8 @@ CKPTIO_APT_PACKAGES=(
   googletest
   libgtest-dev
   libbenchmark-dev
+  # the storage's own limits that bench/run measures ckptio against
+  fio
   # interoperability tests read containers back with h5py (Debian's /usr/bin/python3)
   python3
   python3-h5py
