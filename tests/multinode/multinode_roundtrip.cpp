@@ -220,7 +220,10 @@ int run(const Args& a, const Layout& l) {
       report << "load seconds:";
       ckptio::LoadResult result;
       for (int i = 0; i < a.repeat; ++i) {
-        if (a.evict_cache && l.rank == 0) evict_from_page_cache(*io.latest());
+        if (a.evict_cache) {
+          const auto latest = io.latest();  // collective
+          if (l.rank == 0 && latest) evict_from_page_cache(*latest);
+        }
         MPI_Barrier(MPI_COMM_WORLD);
         const auto start = std::chrono::steady_clock::now();
         result = io.load(a.root, targets);
