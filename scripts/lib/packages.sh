@@ -48,6 +48,10 @@ CKPTIO_APT_PACKAGES=(
   slurm-wlm
   munge
   libpmix-dev
+  # the virtual multi-node cluster (slurm/virtual-cluster): ip (network namespaces, veth,
+  # bridge), nsenter, unshare and setsid
+  iproute2
+  util-linux
   # ps/pgrep/pkill, used by tests that watch or signal processes
   procps
 )

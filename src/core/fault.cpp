@@ -16,7 +16,7 @@ struct FaultSpec {
   std::string point;
   int rank = -1;  // -1: every rank
   int nth = 0;    // 0: every time
-  bool kill = true;
+  enum class Action { Kill, Throw, Stall } action = Action::Kill;
 };
 
 std::optional<FaultSpec> parse_spec() {
@@ -25,7 +25,10 @@ std::optional<FaultSpec> parse_spec() {
   std::string s(env);
   FaultSpec spec;
   if (auto colon = s.rfind(':'); colon != std::string::npos) {
-    spec.kill = s.substr(colon + 1) != "throw";
+    const std::string action = s.substr(colon + 1);
+    spec.action = action == "throw"   ? FaultSpec::Action::Throw
+                  : action == "stall" ? FaultSpec::Action::Stall
+                                      : FaultSpec::Action::Kill;
     s.resize(colon);
   }
   if (auto hash = s.find('#'); hash != std::string::npos) {
@@ -47,9 +50,13 @@ void fault_point(std::string_view point, int rank) {
   static int reached = 0;
   if (!spec || spec->point != point || (spec->rank >= 0 && spec->rank != rank)) return;
   if (spec->nth > 0 && ++reached != spec->nth) return;
-  if (spec->kill) {
+  if (spec->action == FaultSpec::Action::Kill) {
     log_line(LogLevel::Warn, "fault injection: killing this process at " + std::string(point), true);
     ::kill(::getpid(), SIGKILL);
+  }
+  if (spec->action == FaultSpec::Action::Stall) {
+    log_line(LogLevel::Warn, "fault injection: stalling at " + std::string(point), true);
+    for (;;) ::pause();  // signal handlers only set flags; only SIGKILL or a default action ends this
   }
   throw IoError("injected fault at " + std::string(point));
 }

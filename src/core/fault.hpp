@@ -4,8 +4,9 @@
 // save.after_writes, save.commit, save.latest (rank 0, between the rename and the update
 // of `latest`), save.prune, load.read. <rank> limits it to one rank (default: every rank);
 // <n> fires only the n-th time this process reaches the point (default: every time);
-// <action> is `kill` (SIGKILL the process, the default) or `throw` (an IoError
-// "injected fault at <point>").
+// <action> is `kill` (SIGKILL the process, the default), `throw` (an IoError
+// "injected fault at <point>") or `stall` (log "fault injection: stalling at <point>" and
+// sleep until killed: a save held mid-write, for tests that kill a node at that moment).
 #pragma once
 
 #include <string_view>

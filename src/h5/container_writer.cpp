@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ckptio/error.hpp"
+#include "core/log.hpp"
 #include "h5/container_format.hpp"
 #include "h5/h5_types.hpp"
 #include "h5/h5_util.hpp"
@@ -30,6 +31,28 @@ class InfoHints {
   MPI_Info info_ = MPI_INFO_NULL;
 };
 
+// Logs the value that the MPI-IO layer keeps for each requested hint ("key=value", or
+// "key=(ignored)" when it dropped it): layers may ignore or adjust hints (cb_nodes is capped
+// at the number of nodes, ROMIO-only keys mean nothing to OMPIO), and a silently ignored
+// hint is hard to see otherwise.
+void log_effective_hints(hid_t file, hid_t fapl, const std::map<std::string, std::string>& requested,
+                         const std::string& path) {
+  if (requested.empty() || !log_enabled(LogLevel::Info)) return;
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file, fapl, &handle) < 0 || handle == nullptr) return;
+  MPI_Info info = MPI_INFO_NULL;
+  if (MPI_File_get_info(*static_cast<MPI_File*>(handle), &info) != MPI_SUCCESS) return;
+  std::string effective;
+  for (const auto& entry : requested) {
+    char value[MPI_MAX_INFO_VAL + 1] = {};
+    int found = 0;
+    MPI_Info_get(info, entry.first.c_str(), MPI_MAX_INFO_VAL, value, &found);
+    effective += " " + entry.first + "=" + (found ? std::string(value) : std::string("(ignored)"));
+  }
+  MPI_Info_free(&info);
+  log_info("MPI-IO hints in effect for ", path, ":", effective);
+}
+
 }  // namespace
 
 ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const FileTuning& tuning) : path_(path) {
@@ -45,6 +68,7 @@ ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const F
   // Metadata written collectively: fewer, larger writes than every rank writing its own.
   check(H5Pset_coll_metadata_write(fapl.get(), true), "set collective metadata writes");
   file_ = checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "create " + path);
+  log_effective_hints(file_.get(), fapl.get(), tuning.mpi_io_hints, path);
   dxpl_independent_ = checked(H5Pcreate(H5P_DATASET_XFER), "create transfer list");
   check(H5Pset_dxpl_mpio(dxpl_independent_.get(), H5FD_MPIO_INDEPENDENT), "set independent transfers");
   raw_file_ = RawFile(file_.get());

@@ -8,20 +8,28 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
 #include "core/quoted.hpp"
+#include "core/spawn.hpp"
 #include "core/untrusted_json.hpp"
 #include "io/fs_util.hpp"
 
 namespace ckptio::detail {
 namespace {
 
-std::string slurm_job_id() {
-  const char* id = std::getenv("SLURM_JOB_ID");
-  return id ? id : "";
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
 }
+
+std::string slurm_job_id() { return environment("SLURM_JOB_ID"); }
+std::string slurm_cluster() { return environment("SLURM_CLUSTER_NAME"); }
+
+// How long squeue may take to say whether a holder's job has ended.
+constexpr double kSqueueTimeoutSeconds = 10.0;
 
 // A zombie (exited, not yet reaped: common in containers whose init does not reap
 // orphans) counts as dead.
@@ -41,7 +49,7 @@ bool process_alive(long pid) {
 // damage; either way it protects nothing.
 struct LockHolder {
   bool readable = false;
-  std::string host, slurm_job_id, since;
+  std::string host, slurm_job_id, slurm_cluster, since;
   long pid = 0;
 };
 
@@ -64,27 +72,79 @@ LockHolder parse_lock(const std::string& content) {
   holder.host = host->get<std::string>();
   holder.pid = pid->get<long>();
   holder.slurm_job_id = text("slurm_job_id");
+  holder.slurm_cluster = text("slurm_cluster");
   holder.since = text("since");
   return holder;
 }
 
-// Why the lock described by `content` may be taken over; empty when its holder may be alive.
-std::string stale_reason(const LockHolder& holder) {
+// True when the holder's Slurm job and ours belong to one cluster (a lock written before
+// the cluster was recorded counts as ours).
+bool same_cluster(const LockHolder& holder) {
+  return holder.slurm_cluster.empty() || holder.slurm_cluster == slurm_cluster();
+}
+
+// The job's state as squeue prints it (COMPLETED, RUNNING, ...), "UNKNOWN-JOB" when
+// slurmctld does not know the job (purged after MinJobAge), or nullopt with `why` set when
+// squeue gave no answer.
+std::optional<std::string> slurm_job_state(const std::string& squeue, const std::string& job, std::string& why) {
+  const SpawnResult r = spawn_and_wait({squeue, "-h", "-t", "all", "-j", job, "-o", "%T"}, kSqueueTimeoutSeconds);
+  std::string out = r.output;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (r.started && r.exit_status == 0 && !out.empty() && out.find('\n') == std::string::npos) return out;
+  if (r.started && out.find("Invalid job id") != std::string::npos) return std::string("UNKNOWN-JOB");
+  why = !r.error.empty() ? r.error : printable_text(out, 200) + " (exit status " + std::to_string(r.exit_status) + ")";
+  return std::nullopt;
+}
+
+bool job_state_has_ended(const std::string& state) {
+  for (const char* ended : {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+                            "DEADLINE", "OUT_OF_MEMORY", "UNKNOWN-JOB"})
+    if (state == ended) return true;
+  return false;
+}
+
+// Why the lock of `holder` may be taken over; empty when its holder may be alive, with
+// `refusal` then saying why it counts as alive when that is not obvious.
+std::string stale_reason(const LockHolder& holder, const std::string& squeue, std::string& refusal) {
   if (!holder.readable) return "its content is unreadable (a holder that died while writing it)";
-  if (holder.host == host_name() && !process_alive(holder.pid))
-    return "process " + std::to_string(holder.pid) + " on this host is gone";
-  if (!holder.slurm_job_id.empty() && holder.slurm_job_id == slurm_job_id() && holder.host != host_name())
+  const bool same_host = holder.host == host_name();
+  if (same_host && !process_alive(holder.pid)) return "process " + std::to_string(holder.pid) + " on this host is gone";
+  if (holder.slurm_job_id.empty()) {
+    if (!same_host) refusal = "a holder on another host without a Slurm job cannot be proven gone";
+    return {};
+  }
+  if (slurm_job_id().empty()) {
+    refusal = "only a Slurm job of the same cluster can ask Slurm whether the holder's job has ended";
+    return {};
+  }
+  if (!same_cluster(holder)) {
+    refusal = "the holder ran on another Slurm cluster (" + printable_text(holder.slurm_cluster, 60) + ")";
+    return {};
+  }
+  if (holder.slurm_job_id == slurm_job_id() && !same_host)
     return "it belongs to an earlier run of this Slurm job (" + holder.slurm_job_id + ") on host " + holder.host;
+  if (holder.slurm_job_id == slurm_job_id()) return {};  // this very run, alive on this host
+  std::string why;
+  const auto state = slurm_job_state(squeue, holder.slurm_job_id, why);
+  if (!state) {
+    refusal = "Slurm did not say whether job " + printable_text(holder.slurm_job_id, 40) + " has ended: " + why;
+    return {};
+  }
+  if (job_state_has_ended(*state))
+    return "Slurm job " + holder.slurm_job_id + " on host " + holder.host + " has ended (" +
+           (*state == "UNKNOWN-JOB" ? std::string("no longer known to slurmctld") : *state) + ")";
+  refusal = "Slurm job " + printable_text(holder.slurm_job_id, 40) + " is " + printable_text(*state, 40);
   return {};
 }
 
 }  // namespace
 
-RootLock::RootLock(const std::filesystem::path& root) {
+RootLock::RootLock(const std::filesystem::path& root, const std::string& squeue) {
   const std::filesystem::path path = root / kFileName;
   nlohmann::json me = {{"host", host_name()},
                        {"pid", static_cast<long>(::getpid())},
                        {"slurm_job_id", slurm_job_id()},
+                       {"slurm_cluster", slurm_cluster()},
                        {"since", iso_time_now()}};
   const std::string content = me.dump() + "\n";
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -110,14 +170,16 @@ RootLock::RootLock(const std::filesystem::path& root) {
     }
     if (!existing) continue;  // released meanwhile
     const LockHolder holder = parse_lock(*existing);
-    const std::string reason = stale_reason(holder);
+    std::string refusal;
+    const std::string reason = stale_reason(holder, squeue, refusal);
     if (reason.empty()) {
       throw LockedError(
           "checkpoint root " + root.string() + " is in use by another job (pid " + std::to_string(holder.pid) +
           " on host " + printable_text(holder.host, 100) +
           (holder.slurm_job_id.empty() ? std::string() : ", Slurm job " + printable_text(holder.slurm_job_id, 40)) +
           ", since " + (holder.since.empty() ? std::string("?") : printable_text(holder.since, 40)) +
-          ", says lock file " + path.string() + "). If that job is gone, remove " + path.string());
+          ", says lock file " + path.string() + ")" + (refusal.empty() ? std::string() : "; " + refusal) +
+          ". If that job is gone, remove " + path.string());
     }
     log_warn("taking over the stale lock of ", root.string(), ": ", reason);
     remove_file_if_exists(path);

@@ -14,7 +14,7 @@
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 #include "preempt/signal_flags.hpp"
-#include "preempt/spawn.hpp"
+#include "core/spawn.hpp"
 
 namespace ckptio {
 namespace {

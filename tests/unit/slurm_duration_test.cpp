@@ -3,7 +3,7 @@
 
 #include <chrono>
 
-#include "preempt/spawn.hpp"
+#include "core/spawn.hpp"
 
 namespace ckptio::detail {
 namespace {

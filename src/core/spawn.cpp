@@ -1,4 +1,4 @@
-#include "preempt/spawn.hpp"
+#include "core/spawn.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

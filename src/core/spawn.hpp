@@ -1,4 +1,5 @@
-// Running a helper program (squeue, scontrol) with posix_spawn, never fork: forking a process
+// Running a helper program (squeue, scontrol: the lock asks Slurm about a holder, the
+// preemption guard requeues) with posix_spawn, never fork: forking a process
 // that has registered network memory (InfiniBand) is unsafe, and no shell is involved.
 #pragma once
 
