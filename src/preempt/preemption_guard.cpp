@@ -11,10 +11,10 @@
 #include "ckptio/checkpoint_io.hpp"
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "core/spawn.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
 #include "preempt/signal_flags.hpp"
-#include "core/spawn.hpp"
 
 namespace ckptio {
 namespace {
