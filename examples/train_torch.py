@@ -115,7 +115,10 @@ def main() -> int:
 
     def say(line):
         if rank == 0:
-            print(line, flush=True)
+            # One write: print() writes the text and the newline apart, and the library's
+            # log lines on stderr (often the same file under Slurm) may land in between.
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     if GLOBAL_BATCH % size:
         say(f"train_torch: {size} ranks do not divide the global batch of {GLOBAL_BATCH}")
