@@ -24,27 +24,11 @@ VCLUSTER=$SLURM_DIR/virtual-cluster
 HELPER=${CKPTIO_MULTINODE_HELPER:-}
 # The work folder is on the real disk: the shared file system of every node.
 
-# submit_nodes <name> <sbatch options...> -- <trainer flags...>: like submit (the mpirun
-# template: mpirun inside the allocation starts its daemons on the other nodes through srun),
-# with the checkpoint root $WORK/<name>, or $WORK/$ROOT_NAME when ROOT_NAME is set.
+# submit_nodes <name> <sbatch options...> -- <trainer flags...>: submit, whose mpirun template
+# starts mpirun's daemons on the other nodes of the allocation through srun.
 # Not `srun --mpi=pmix`: across these namespaces it crashed about one launch in 30 inside
 # MPI_Init (docs/SLURM.md, "What did not work"), and a test must not fail by chance.
-submit_nodes() {
-  local name=$1
-  shift
-  local sbatch_args=()
-  while [[ $1 != -- ]]; do
-    sbatch_args+=("$1")
-    shift
-  done
-  shift
-  echo "+ sbatch ${sbatch_args[*]} train_mpirun.sbatch train_toy $*"
-  JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" "${sbatch_args[@]}" \
-    "$SLURM_DIR/train_mpirun.sbatch" "$TRAINER" --ckpt-dir "$WORK/${ROOT_NAME:-$name}" "$@")
-  JOB=${JOB%%;*}
-  JOBS+=("$JOB")
-  echo "  job $JOB"
-}
+submit_nodes() { submit "$@"; }
 
 # run_helper <name> <salloc options...> -- <helper arguments...>: the test helper started by
 # mpirun in a fresh allocation; output in $WORK/<name>.log (also printed); its exit status.

@@ -69,7 +69,8 @@ digest_in() {
 }
 
 # submit <name> <sbatch options...> -- <trainer flags...>: submits the trainer with the mpirun
-# template, output in $WORK/<name>.out; sets JOB.
+# template, output in $WORK/<name>.out, checkpoint root $WORK/<name> (or $WORK/$ROOT_NAME when
+# ROOT_NAME is set); sets JOB.
 submit() {
   local name=$1
   shift
@@ -81,7 +82,7 @@ submit() {
   shift
   echo "+ sbatch ${sbatch_args[*]} train_mpirun.sbatch train_toy $*"
   JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" "${sbatch_args[@]}" \
-    "$SLURM_DIR/train_mpirun.sbatch" "$TRAINER" --ckpt-dir "$WORK/$name" "$@")
+    "$SLURM_DIR/train_mpirun.sbatch" "$TRAINER" --ckpt-dir "$WORK/${ROOT_NAME:-$name}" "$@")
   JOB=${JOB%%;*}
   JOBS+=("$JOB")
   echo "  job $JOB"
