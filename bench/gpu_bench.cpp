@@ -24,6 +24,7 @@
 #include "ckptio/ckptio.hpp"
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
+#include "mpi_main.hpp"
 
 namespace fs = std::filesystem;
 namespace cuda = ckptio::detail::cuda;
@@ -184,16 +185,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int code = 0;
-  try {
-    code = run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "ckptio_bench_gpu: error: " << e.what() << std::endl;
-    code = 1;
-  }
-  MPI_Finalize();
-  return code;
-}
+int main(int argc, char** argv) { return ckptio::bench::run_mpi_benchmark("ckptio_bench_gpu", argc, argv, run); }

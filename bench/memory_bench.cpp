@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "memory_scenarios.hpp"
+#include "mpi_main.hpp"
 
 namespace fs = std::filesystem;
 using namespace ckptio_bench;
@@ -117,16 +118,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int code = 0;
-  try {
-    code = run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "[memory_bench] error: " << e.what() << std::endl;
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  MPI_Finalize();
-  return code;
-}
+int main(int argc, char** argv) { return ckptio::bench::run_mpi_benchmark("memory_bench", argc, argv, run); }

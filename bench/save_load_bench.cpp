@@ -31,6 +31,7 @@
 
 #include "ckptio/ckptio.hpp"
 #include "ckptio/safetensors.hpp"
+#include "mpi_main.hpp"
 #include "page_cache.hpp"
 #include "pattern.hpp"
 #include "synthetic_state.hpp"
@@ -612,20 +613,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // The library may run its I/O on a thread of its own; ask for the level that allows it.
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int code = 0;
-  try {
-    code = run(argc, argv);
-  } catch (const std::exception& e) {
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    std::cerr << "[save_load_bench] [rank " << rank << "] error: " << e.what() << std::endl;
-    // The failure may be this rank's alone; abort rather than leave the others waiting.
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  MPI_Finalize();
-  return code;
-}
+int main(int argc, char** argv) { return ckptio::bench::run_mpi_benchmark("save_load_bench", argc, argv, run); }
