@@ -4,6 +4,7 @@ the same tests in the same order, so collective calls match up)."""
 import os
 import shutil
 import tempfile
+import threading
 
 import pytest
 from mpi4py import MPI
@@ -23,3 +24,21 @@ def shared_dir(comm):
     comm.Barrier()
     if comm.rank == 0:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def python_thread_progress():
+    """A Python thread that counts for as long as the test runs; the fixture's value returns the
+    count so far. A count that does not grow across a call means the call held the GIL."""
+    count = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    yield lambda: count[0]
+    stop.set()
+    thread.join()

@@ -3,7 +3,6 @@ running state and blobs, save_async, the GIL, the errors, export/load_checkpoint
 
 import os
 import pathlib
-import threading
 
 import numpy as np
 import pytest
@@ -151,25 +150,12 @@ def test_save_async_stages_before_returning(comm, shared_dir):
     assert torch.all(back == 1.0)
 
 
-def test_the_gil_is_released_during_a_save(comm, shared_dir):
-    count = [0]
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set():
-            count[0] += 1
-
-    thread = threading.Thread(target=spin)
-    thread.start()
-    try:
-        state = {"w": torch.randn(32 << 20 >> 2)}  # 32 MiB
-        with ckptio.CheckpointIO(comm, shared_dir) as io:
-            before = count[0]
-            io.save(ckptio.Snapshot(model=state))
-            after = count[0]
-    finally:
-        stop.set()
-        thread.join()
+def test_the_gil_is_released_during_a_save(comm, shared_dir, python_thread_progress):
+    state = {"w": torch.randn(32 << 20 >> 2)}  # 32 MiB
+    with ckptio.CheckpointIO(comm, shared_dir) as io:
+        before = python_thread_progress()
+        io.save(ckptio.Snapshot(model=state))
+        after = python_thread_progress()
     assert after > before, "a Python thread made no progress while save ran: the GIL was held"
 
 
