@@ -76,6 +76,13 @@ struct SparseState {
                                           {rows, kColumns}, {begin, 0}, {end - begin, kColumns}));
     }
   }
+  // The state as the model group of a snapshot of step 1.
+  ckptio::Snapshot snapshot() const {
+    ckptio::Snapshot result;
+    result.model = dict;
+    result.running.global_step = 1;
+    return result;
+  }
   // Makes every page resident (for a load target, whose pages are the state).
   void touch(unsigned char value) {
     for (UntouchedMemory& m : memory) std::memset(m.data(), value, m.bytes());
@@ -126,9 +133,7 @@ SaveLoadMemory measure_save_load_memory(MPI_Comm comm, const fs::path& dir, std:
     fs::path path;
     {
       SparseState state(job, state_bytes, 8);
-      ckptio::Snapshot snapshot;
-      snapshot.model = state.dict;
-      snapshot.running.global_step = 1;
+      const ckptio::Snapshot snapshot = state.snapshot();
       MPI_Barrier(comm);
       const PeakRss peak;
       path = io.save(snapshot);
@@ -162,9 +167,7 @@ SaveAsyncMemory measure_save_async_memory(MPI_Comm comm, const fs::path& dir, st
   {
     ckptio::CheckpointIO io(comm, root, keeping(1));
     SparseState state(job, state_bytes, 8);
-    ckptio::Snapshot snapshot;
-    snapshot.model = state.dict;
-    snapshot.running.global_step = 1;
+    const ckptio::Snapshot snapshot = state.snapshot();
     MPI_Barrier(comm);
     const PeakRss peak;
     io.save_async(snapshot);
@@ -190,9 +193,7 @@ ExportMemory measure_export_memory(MPI_Comm comm, const fs::path& dir, std::uint
     fs::path path;
     {
       SparseState state(job, group_bytes, 16);
-      ckptio::Snapshot snapshot;
-      snapshot.model = state.dict;
-      snapshot.running.global_step = 1;
+      const ckptio::Snapshot snapshot = state.snapshot();
       path = io.save(snapshot);
     }
     MPI_Barrier(comm);

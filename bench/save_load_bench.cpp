@@ -152,6 +152,14 @@ nlohmann::ordered_json measurement(const char* op, int repeat, const Job& job, i
   return record;
 }
 
+// Collective. Removes PATH (file or folder) on rank 0 once every rank is done with it, and
+// returns when it is gone.
+void remove_when_all_done(const Job& job, const fs::path& path) {
+  MPI_Barrier(job.comm);
+  if (job.is_root()) fs::remove_all(path);
+  MPI_Barrier(job.comm);
+}
+
 void print(const Job& job, const nlohmann::ordered_json& record) {
   if (job.is_root()) std::cout << record.dump() << std::endl;
 }
@@ -369,8 +377,7 @@ void measure_posix_shared_file(const Job& job, const BenchOptions& options, cons
       },
       &cpu);
   print(job, measurement("posix_shared_file", repeat, job, job.size, workload, seconds, cpu));
-  MPI_Barrier(job.comm);
-  if (job.is_root()) fs::remove(file);
+  remove_when_all_done(job, file);
 }
 
 // Collective. Every --posix-baseline writer in turn.
@@ -431,9 +438,7 @@ void measure_export(const Job& job, const BenchOptions& options, const Workload&
   record["files"] = groups.size();
   record["cache_dropped"] = cache_dropped;
   print(job, record);
-  MPI_Barrier(job.comm);
-  if (job.is_root()) fs::remove_all(out);
-  MPI_Barrier(job.comm);
+  remove_when_all_done(job, out);
 }
 
 // Collective. The reference for the export: `cp` of the checkpoint file (the payload plus
@@ -457,9 +462,7 @@ void measure_export_cp(const Job& job, const BenchOptions& options, const Worklo
   if (job.is_root()) record["file_bytes"] = fs::file_size(copy);
   record["cache_dropped"] = cache_dropped;
   print(job, record);
-  MPI_Barrier(job.comm);
-  if (job.is_root()) fs::remove(copy);
-  MPI_Barrier(job.comm);
+  remove_when_all_done(job, copy);
 }
 
 // Collective. One save into a fresh root, then the loads from it; removes the root after.
@@ -505,9 +508,7 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
                      global_step, false);
     }
   }
-  MPI_Barrier(job.comm);
-  if (job.is_root()) fs::remove_all(root);
-  MPI_Barrier(job.comm);
+  remove_when_all_done(job, root);
 }
 
 // Parses the command line on every rank. Returns the exit code to leave with, or -1 to run.
