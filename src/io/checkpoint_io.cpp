@@ -7,13 +7,14 @@
 #include "core/log.hpp"
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
+#include "h5/library_lock.hpp"
 #include "io/checkpoint_io_impl.hpp"
 #include "io/fs_util.hpp"
 #include "io/load_checks.hpp"
 #include "io/local_tensors.hpp"
 #include "io/log_format.hpp"
 #include "io/retention.hpp"
-#include "io/save_export.hpp"
+#include "io/save_transaction.hpp"
 #include "mpi/agree.hpp"
 
 namespace fs = std::filesystem;
@@ -50,7 +51,7 @@ CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions optio
 }
 
 CheckpointIO::Impl::~Impl() {
-  // The thread uses twin and staging: it must end before they are destroyed.
+  // The thread uses background_comm and staging: it must end before they are destroyed.
   background.reset();
 }
 
@@ -147,25 +148,10 @@ void CheckpointIO::Impl::wait_for_background() {
   if (background) background->wait();
 }
 
-void CheckpointIO::Impl::prune_and_clean(const std::string& committed_name) {
-  try {
-    const auto victims = detail::checkpoints_to_prune(root, options.keep_last, committed_name);
-    for (const auto& victim : victims) {
-      detail::log_info("pruning ", victim.string(), " (keep_last=", options.keep_last, ")");
-      detail::remove_file_if_exists(victim);
-    }
-    for (const auto& file : detail::exports_to_remove(root, victims)) {
-      detail::log_info("pruning ", file.string());
-      detail::remove_file_if_exists(file);
-    }
-    for (const auto& stale : detail::stale_partials(root)) {
-      detail::log_info("removing stale ", stale.string());
-      detail::remove_file_if_exists(stale);
-    }
-    detail::fsync_directory(root);
-  } catch (const std::exception& e) {
-    detail::log_warn("retention after saving ", committed_name, " failed (the checkpoint is committed): ", e.what());
-  }
+fs::path CheckpointIO::Impl::save(const Snapshot& snapshot) {
+  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
+  detail::SaveTransaction transaction(comm, root, options, snapshot);
+  return transaction.run();
 }
 
 fs::path CheckpointIO::Impl::resolve(const fs::path& path) {

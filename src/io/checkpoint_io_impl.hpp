@@ -1,5 +1,6 @@
 // CheckpointIO's state, shared by the files that implement it: checkpoint_io.cpp (the public
-// calls), save_phases.cpp (save), save_async.cpp (the background engine), load_path.cpp (load).
+// calls and save, whose phases are in save_transaction.hpp), save_async.cpp (the background
+// engine), load_path.cpp (load).
 #pragma once
 
 #include <atomic>
@@ -32,9 +33,10 @@ struct CheckpointIO::Impl {
   std::deque<double> save_seconds;
   void record_save_seconds(double seconds);
 
-  // Asynchronous saves: a twin on its own duplicate of the communicator (so that its
-  // collectives never mix with this thread's), the staging copy, and the thread.
-  std::unique_ptr<Impl> twin;
+  // The background engine of save_async (save_async.cpp): its own duplicate of the
+  // communicator (so that its collectives never mix with this thread's), the staging copy
+  // of the pieces this rank writes, and the I/O thread; started by the first save_async.
+  detail::Comm background_comm;
   detail::StagingPool staging;
   // Host copies of shards in device memory, for synchronous saves and loads.
   detail::StagingPool device_staging;
@@ -55,7 +57,7 @@ struct CheckpointIO::Impl {
                        const Snapshot* device_targets = nullptr);
   std::filesystem::path resolve(const std::filesystem::path& path);
   std::vector<std::string> load_candidates();
-  void prune_and_clean(const std::string& committed_name);
+  void start_background_engine();
 };
 
 }  // namespace ckptio

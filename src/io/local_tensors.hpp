@@ -21,7 +21,8 @@ struct LocalTensor {
 std::string qualified(const std::string& group, const std::string& name);
 
 // The tensors of `snapshot` on this rank, flattened over the groups. Throws UsageError
-// ("<operation> tensor <group>/<name> on rank R: ...") for a shard that cannot be saved or loaded. Device
+// ("tensor <group>/<name> on rank R: ..."; the agreement
+// names the operation) for a shard that cannot be saved or loaded. Device
 // shards reach the HDF5 code only as host copies (StagingPool); `allow_device` accepts them
 // where the caller stages them next, in a build with CUDA.
 std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation,
