@@ -254,11 +254,11 @@ TEST(AsyncSave, UnusableDeviceMemoryIsRefusedBeforeStaging) {
   const std::string reason = detail::cuda::device_supported()
                                  ? "CUDA device 0 is not usable in this process (it sees 0 CUDA devices)"
                                  : "device memory (CUDA device 0) is not supported by this build; pass host memory";
-  EXPECT_EQ(msg, "[ckptio] [rank 0] save_async: save_async: tensor model/w on rank 0: " + reason);
+  EXPECT_EQ(msg, "[ckptio] [rank 0] save_async: tensor model/w on rank 0: " + reason);
   EXPECT_FALSE(io.save_in_flight());
   const std::string sync_operation = detail::cuda::device_supported() ? "save: copy device tensors to host" : "save";
   EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.save(s); }),
-            "[ckptio] [rank 0] " + sync_operation + ": save: tensor model/w on rank 0: " + reason);
+            "[ckptio] [rank 0] " + sync_operation + ": tensor model/w on rank 0: " + reason);
 }
 
 // Run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw: the second save's writes fail

@@ -94,7 +94,7 @@ fs::path CheckpointIO::Impl::save_from_any_memory(const Snapshot& snapshot) {
   bool staged = false;
   run_agreed(comm, "save: copy device tensors to host", [&] {
     if (!detail::StagingPool::has_device_shards(snapshot)) return;
-    collect_local_tensors(snapshot, comm.rank(), "save:", true);  // validate before copying
+    collect_local_tensors(snapshot, comm.rank(), true);  // validate before copying
     host_copy = device_staging.stage(snapshot, detail::StagingPool::Shards::DeviceOnly);
     staged = true;
   });
@@ -110,7 +110,7 @@ LoadResult CheckpointIO::Impl::load_into_any_memory(const fs::path& file, const 
   bool staged = false;
   run_agreed(comm, "load: prepare host buffers for device tensors", [&] {
     if (!detail::StagingPool::has_device_shards(targets)) return;
-    collect_local_tensors(targets, comm.rank(), "load:", true);
+    collect_local_tensors(targets, comm.rank(), true);
     host_targets = device_staging.host_targets(targets);
     staged = true;
   });

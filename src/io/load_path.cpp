@@ -113,7 +113,7 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   result.path = file_name;
   std::vector<LocalTensor> local;
   run_agreed(comm, "load " + file_name, [&] {
-    local = collect_local_tensors(targets, rank, "load:");
+    local = collect_local_tensors(targets, rank);
     reader.emplace(comm.get(), file_name);
     index = reader->read_index(kMaxIndexBytes);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);

@@ -8,8 +8,7 @@ namespace ckptio::detail {
 
 std::string qualified(const std::string& group, const std::string& name) { return group + "/" + name; }
 
-std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation,
-                                               bool allow_device) {
+std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, bool allow_device) {
   std::vector<LocalTensor> out;
   for (int g = 0; g < 3; ++g) {
     const auto& dict = snapshot.group(kGroupNames[g]);
@@ -17,21 +16,19 @@ std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int ran
     for (const auto& [name, shard] : *dict) {
       const std::string where = qualified(kGroupNames[g], name);
       if (shard.device < kHostMemory)
-        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
-                         ": device " + std::to_string(shard.device) + " is neither a CUDA device ordinal (>= 0) nor " +
+        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": device " +
+                         std::to_string(shard.device) + " is neither a CUDA device ordinal (>= 0) nor " +
                          "kHostMemory (-1)");
       if (shard.device != kHostMemory && allow_device && cuda::device_supported() &&
           shard.device >= cuda::device_count())
-        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
-                         ": CUDA device " + std::to_string(shard.device) + " is not usable in this process (it sees " +
+        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": CUDA device " +
+                         std::to_string(shard.device) + " is not usable in this process (it sees " +
                          std::to_string(cuda::device_count()) + " CUDA devices)");
       if (shard.device != kHostMemory && !(allow_device && cuda::device_supported()))
-        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) +
-                         ": device memory (CUDA device " + std::to_string(shard.device) +
-                         ") is not supported by this build; pass host memory");
+        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": device memory (CUDA device " +
+                         std::to_string(shard.device) + ") is not supported by this build; pass host memory");
       if (auto problem = piece_problem(shard); !problem.empty())
-        throw UsageError(std::string(operation) + " tensor " + where + " on rank " + std::to_string(rank) + ": " +
-                         problem);
+        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": " + problem);
       out.push_back(LocalTensor{g, &name, &shard, segments_of(shard)});
     }
   }

@@ -25,8 +25,7 @@ std::string qualified(const std::string& group, const std::string& name);
 // names the operation) for a shard that cannot be saved or loaded. Device
 // shards reach the HDF5 code only as host copies (StagingPool); `allow_device` accepts them
 // where the caller stages them next, in a build with CUDA.
-std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, const char* operation,
-                                               bool allow_device = false);
+std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int rank, bool allow_device = false);
 
 // Where segment `s` of `t` starts in the shard's memory.
 const char* byte_pointer(const LocalTensor& t, const Segment& s);

@@ -32,7 +32,7 @@ void check_async_request(const detail::Comm& comm, const Snapshot& snapshot) {
       throw UsageError(
           "save_async needs MPI_THREAD_MULTIPLE: initialise MPI with MPI_Init_thread(&argc, &argv, "
           "MPI_THREAD_MULTIPLE, &provided) and check `provided`");
-    detail::collect_local_tensors(snapshot, comm.rank(), "save_async:", true);  // refuses bad pieces
+    detail::collect_local_tensors(snapshot, comm.rank(), true);  // refuses bad pieces
   });
 }
 

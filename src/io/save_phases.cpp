@@ -58,7 +58,7 @@ void SaveTransaction::plan(bool allow_device) {
   agreed("save", [&] {
     const RunningState& rs = snapshot_->running;
     if (rs.epoch < 0 || rs.step < 0 || rs.global_step < 0) throw UsageError("epoch, step and global_step must be >= 0");
-    local_ = collect_local_tensors(*snapshot_, rank, "save:", allow_device);
+    local_ = collect_local_tensors(*snapshot_, rank, allow_device);
     for (const auto& t : local_) {
       TensorDecl d{t.group, *t.name, t.shard->dtype, t.shard->global_shape, {}};
       for (const auto& s : t.segments) d.segments.push_back(s.block);

@@ -98,7 +98,7 @@ void SaveTransaction::continue_on(const Comm& comm, const Snapshot& staged) {
   snapshot_ = &staged;
   // The staged copy has the same tensors in the same order; its shards not written by this
   // rank may still be in device memory, and are never read.
-  local_ = collect_local_tensors(staged, comm.rank(), "save:", true);
+  local_ = collect_local_tensors(staged, comm.rank(), true);
 }
 
 std::vector<bool> SaveTransaction::written_tensors() const {
