@@ -8,6 +8,7 @@
 
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
+#include "h5/container_reader.hpp"
 #include "support/agreement.hpp"
 #include "support/test_state.hpp"
 
@@ -65,6 +66,49 @@ TEST(AsyncSave, WritesWhatSaveWritesAndLoadsBitExact) {
     EXPECT_EQ(async_info.tensors[i].name, sync_info.tensors[i].name);
     EXPECT_EQ(async_info.tensors[i].pieces, sync_info.tensors[i].pieces);
   }
+}
+
+// Every rank holds every tensor whole (one replica per rank): each piece is written by one
+// rank, so save_async stages only the tensors this rank writes, a 1/n share of them (it used
+// to stage all of them on every rank), and writes what a synchronous save writes.
+TEST(AsyncSave, StagesOnlyThePiecesThisRankWrites) {
+  const int n = world_size();
+  constexpr int kTensors = 12;
+  constexpr std::uint64_t kTensorBytes = 16 * 1024;  // 4096 F32
+  std::vector<TensorSpec> specs;
+  for (int i = 0; i < kTensors; ++i) specs.push_back({"model", "t" + std::to_string(i), DType::F32, {4096}});
+  SharedTempDir dir;
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  state.snapshot().running.global_step = 1;
+  const fs::path async_path = io.save_async(state.snapshot());
+  io.wait();
+  // 12 equal tensors balanced by bytes over n writers (n divides 12 for n = 1..4).
+  ASSERT_EQ(kTensors % n, 0);
+  EXPECT_EQ(io.staging_bytes(), kTensorBytes * kTensors / static_cast<std::uint64_t>(n));
+  state.snapshot().running.global_step = 2;
+  const fs::path sync_path = io.save(state.snapshot());
+  // The same pieces, writers and data checksums as the synchronous save.
+  auto index_of = [](const fs::path& path) {
+    return detail::h5::ContainerReader(MPI_COMM_SELF, path.string()).read_index();
+  };
+  const auto async_index = index_of(async_path);
+  const auto sync_index = index_of(sync_path);
+  ASSERT_EQ(async_index.tensors.size(), static_cast<std::size_t>(kTensors));
+  ASSERT_EQ(sync_index.tensors.size(), async_index.tensors.size());
+  for (std::size_t i = 0; i < sync_index.tensors.size(); ++i) {
+    const auto& a = async_index.tensors[i];
+    const auto& b = sync_index.tensors[i];
+    EXPECT_EQ(a.name, b.name);
+    ASSERT_EQ(a.pieces.size(), 1u);
+    ASSERT_EQ(b.pieces.size(), 1u);
+    EXPECT_EQ(a.pieces[0].writer, b.pieces[0].writer);
+    EXPECT_EQ(a.pieces[0].xxh3, b.pieces[0].xxh3) << a.name;
+  }
+  state.poison();
+  io.load(async_path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
 }
 
 TEST(AsyncSave, TensorsChangedRightAfterReturnDoNotChangeWhatIsWritten) {

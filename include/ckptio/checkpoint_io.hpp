@@ -79,8 +79,9 @@ class CheckpointIO {
   // returns its path. An existing checkpoint of the same name is replaced.
   std::filesystem::path save(const Snapshot& snapshot);
 
-  // Collective. Like save(), but returns as soon as this rank's shards are copied into a
-  // reusable staging buffer: a background thread, on its own duplicate of the communicator,
+  // Collective. Like save(), but returns as soon as the save is planned (an error in the plan,
+  // such as shards that disagree across ranks, is thrown here) and the shards this rank writes
+  // are copied into a reusable staging buffer: a background thread, on its own duplicate of the communicator,
   // writes and commits the checkpoint while training goes on, so the snapshot's tensors may
   // change as soon as this returns. Waits for the previous save first. Needs MPI initialised
   // with MPI_THREAD_MULTIPLE (UsageError otherwise). While a save is in flight, the program
@@ -107,7 +108,8 @@ class CheckpointIO {
   // least `bytes` (per rank; ranks may differ) and faults its pages in now, so that the
   // first save_async of a snapshot that fits does not pay for allocating and touching fresh
   // memory inside the training loop; later save_asyncs reuse the buffer either way. The
-  // Snapshot overload reserves what save_async(snapshot) needs on this rank. Ignores
+  // Snapshot overload reserves room for all of this rank's shards, at least what
+  // save_async(snapshot) needs (it stages only the shards this rank writes). Ignores
   // max_staging_bytes (which only decides whether save_async stages at all).
   void reserve_staging(std::uint64_t bytes);
   void reserve_staging(const Snapshot& snapshot);
