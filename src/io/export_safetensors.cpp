@@ -22,6 +22,7 @@
 #include "io/verified_read.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
+#include "mpi/mpi_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -130,33 +131,6 @@ struct Chunk {
   std::uint64_t file_offset;
   std::uint64_t bytes;  // output bytes
 };
-
-void check_mpi_io(int rc, const std::string& what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw IoError(what + ": " + std::string(text, static_cast<std::size_t>(len)));
-}
-
-void write_at(MPI_File fh, std::uint64_t offset, const char* data, std::uint64_t bytes, const std::string& path) {
-  constexpr std::uint64_t kMaxCall = 1ull << 30;
-  while (bytes > 0) {
-    const std::uint64_t n = std::min(bytes, kMaxCall);
-    MPI_Status status;
-    check_mpi_io(MPI_File_write_at(fh, static_cast<MPI_Offset>(offset), data, static_cast<int>(n), MPI_BYTE, &status),
-                 "cannot write " + path);
-    // A full file system can end a write early without an error class: check the count.
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    if (count <= 0)
-      throw IoError("cannot write " + path + ": wrote " + std::to_string(std::max(count, 0)) + " of " +
-                    std::to_string(n) + " bytes at offset " + std::to_string(offset) + " (file system full?)");
-    offset += static_cast<std::uint64_t>(count);
-    data += count;
-    bytes -= static_cast<std::uint64_t>(count);
-  }
-}
 
 // A previous export to the same FILE with another layout would leave files that a folder
 // load could pick up: its index (or single file) and shards that this export did not write.
@@ -277,17 +251,13 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       detail::create_empty_file(p);  // reports a refusing folder with its errno
     }
   });
-  std::vector<MPI_File> handles(partials.size(), MPI_FILE_NULL);
-  auto close_all = [&] {
-    for (auto& fh : handles)
-      if (fh != MPI_FILE_NULL) MPI_File_close(&fh);
-  };
+  std::vector<detail::MpiFile> handles;
+  handles.reserve(partials.size());
+  auto close_all = [&] { handles.clear(); };
   std::optional<Failure> failure;
   try {
-    for (std::size_t s = 0; s < partials.size(); ++s)
-      check_mpi_io(
-          MPI_File_open(comm.get(), partials[s].c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &handles[s]),
-          "cannot create " + partials[s].string());
+    for (const auto& partial : partials)
+      handles.emplace_back(comm.get(), partial.string(), MPI_MODE_CREATE | MPI_MODE_WRONLY);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -300,7 +270,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   try {
     if (rank == 0)
       for (std::size_t s = 0; s < partials.size(); ++s)
-        write_at(handles[s], 0, headers[s].bytes.data(), headers[s].bytes.size(), partials[s].string());
+        handles[s].write_at(0, headers[s].bytes.data(), headers[s].bytes.size());
     std::optional<detail::h5::ContainerReader> reader;
     reader.emplace(MPI_COMM_NULL, source.path);
     // Every piece read is verified against its checksums, as a load does.
@@ -333,7 +303,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
                                  static_cast<std::size_t>(ch.end - ch.begin));
         data = out_buffer.data();
       }
-      write_at(handles[ch.shard], ch.file_offset, data, ch.bytes, partials[ch.shard].string());
+      handles[ch.shard].write_at(ch.file_offset, data, ch.bytes);
       done += ch.bytes;
       if (rank == 0 && options.progress && my_total > 0)
         options.progress(std::min(result.tensor_bytes, done * result.tensor_bytes / my_total), result.tensor_bytes);
@@ -361,7 +331,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   failure.reset();
   for (std::size_t s = 0; s < handles.size(); ++s) {  // every rank syncs every file: collective
     try {
-      check_mpi_io(MPI_File_sync(handles[s]), "cannot flush " + partials[s].string());
+      handles[s].sync();
     } catch (...) {
       if (!failure) failure = detail::capture_current_exception();
     }
