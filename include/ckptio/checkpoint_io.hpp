@@ -31,7 +31,8 @@ struct CheckpointOptions {
   bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
-  // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.
+  // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds the keys not set here (a key
+  // set here wins).
   std::map<std::string, std::string> mpi_io_hints;
   // Datasets of at least `alignment` bytes start at a multiple of it (the stripe or block
   // size of a parallel file system). 0: with direct_io, datasets of at least 1 MiB start at
@@ -43,9 +44,9 @@ struct CheckpointOptions {
   // device without a copy into the page cache (that copy, serialised on one shared file,
   // limits buffered saves; docs/PERFORMANCE.md has figures). A file system that refuses
   // O_DIRECT (tmpfs) is written buffered. The data
-  // are durable at the commit either way (the file is fsynced). The environment variable
-  // CKPTIO_DIRECT_IO=1 or 0 overrides this option.
-  bool direct_io = true;
+  // are durable at the commit either way (the file is fsynced). Unset: the environment
+  // variable CKPTIO_DIRECT_IO (1 or 0) decides, else on. A value set here wins over it.
+  std::optional<bool> direct_io;
   // Also export this group ("model", "optimizer" or "ema"; empty: none) at every save, as
   // <root>/epoch{E}-global_step{G}.<group>.safetensors beside the container. It is written
   // and renamed into place before the container is committed (a failed export fails the
@@ -66,6 +67,9 @@ class CheckpointIO {
  public:
   // Collective over comm. Creates the root if needed and takes its lock (LockedError when
   // another live process holds it). The communicator is duplicated; comm may be freed after.
+  // Reads CKPTIO_DIRECT_IO and CKPTIO_MPIIO_HINTS here, once, on rank 0 (every rank uses
+  // rank 0's values); they fill only the options left at their defaults (UsageError on
+  // every rank when malformed).
   CheckpointIO(MPI_Comm comm, std::filesystem::path root, CheckpointOptions options = {});
   ~CheckpointIO();
   // Neither copyable nor movable: a PreemptionGuard and a save in flight refer to it by

@@ -13,6 +13,7 @@
 #include "io/load_checks.hpp"
 #include "io/local_tensors.hpp"
 #include "io/log_format.hpp"
+#include "io/options_env.hpp"
 #include "io/retention.hpp"
 #include "io/save_transaction.hpp"
 #include "mpi/agree.hpp"
@@ -35,7 +36,7 @@ using detail::seconds_since;
 
 CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->comm = Comm(comm);
-  impl_->options = options;
+  impl_->options = detail::with_environment(impl_->comm, options);
   impl_->staging.set_huge_pages(options.staging_huge_pages);
   impl_->root = fs::absolute(root).lexically_normal();
   if (impl_->root.has_filename() == false) impl_->root = impl_->root.parent_path();
