@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "ckptio/checkpoint_io.hpp"
+#include "core/write_plan.hpp"
 #include "io/background_save.hpp"
 #include "io/device_replicas.hpp"
+#include "io/local_tensors.hpp"
 #include "io/root_lock.hpp"
 #include "io/staging_pool.hpp"
 #include "mpi/comm.hpp"
@@ -55,6 +57,11 @@ struct CheckpointIO::Impl {
   // holds host copies (StagingPool::host_targets); copied to the devices at the end.
   LoadResult load_file(const std::filesystem::path& file, const Snapshot& targets, const LoadOptions& options,
                        const Snapshot* device_targets = nullptr);
+  // Parts of load_file (load_path.cpp).
+  void exchange_replicas(const detail::WritePlan& read_plan,
+                         const std::vector<const detail::LocalTensor*>& request_tensor, const Snapshot& targets,
+                         const Snapshot* device_targets, LoadResult& result);
+  void log_load(const std::string& file_name, int saved_world_size, double local_seconds, const LoadResult& result);
   std::filesystem::path resolve(const std::filesystem::path& path);
   std::vector<std::string> load_candidates();
   void start_background_engine();

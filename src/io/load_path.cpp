@@ -100,20 +100,60 @@ std::uint64_t send_replicas(const Comm& comm, const detail::WritePlan& plan, con
   return received;
 }
 
-LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options,
-                                         const Snapshot* device_targets) {
-  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
-  const auto start = std::chrono::steady_clock::now();
-  const int rank = comm.rank();
-  const std::string file_name = file.string();
+namespace {
 
+// One load of one file, phase by phase (each collective over comm and agreed): open the
+// file and read its running state; check the keys; check each request against the file;
+// plan and read the pieces and the rank blobs; send replicated pieces to their other holders.
+struct FileLoad {
+  const Comm& comm;
+  const std::string file_name;
+  const Snapshot& targets;
+  const LoadOptions& options;
   std::optional<detail::h5::ContainerReader> reader;
   detail::h5::ContainerIndex index;
   LoadResult result;
-  result.path = file_name;
   std::vector<LocalTensor> local;
-  run_agreed(comm, "load " + file_name, [&] {
-    local = collect_local_tensors(targets, rank);
+  std::map<std::pair<std::string, std::string>, const detail::h5::IndexTensor*> stored;
+  std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
+  std::vector<const LocalTensor*> request_tensor;
+  detail::WritePlan read_plan;
+
+  FileLoad(const Comm& c, std::string file, const Snapshot& t, const LoadOptions& o)
+      : comm(c), file_name(std::move(file)), targets(t), options(o) {}
+  [[noreturn]] void close_and_rethrow(const Failure& f) {
+    try {
+      reader->close();
+    } catch (...) {
+    }
+    reader.reset();
+    detail::rethrow(f);
+  }
+  template <class F>
+  void agreed(F&& fn) {
+    detail::run_agreed_or(comm, "load " + file_name, std::forward<F>(fn), [this](const Failure&) {
+      try {
+        if (reader) reader->close();
+      } catch (...) {
+      }
+      reader.reset();
+    });
+  }
+  char* piece_memory(int decl, int segment) const {
+    const LocalTensor& t = *request_tensor[decl];
+    return detail::writable_byte_pointer(t, t.segments[segment]);
+  }
+
+  void open();
+  void check_keys();
+  void check_requests();
+  void read_pieces();
+  void read_blobs();
+};
+
+void FileLoad::open() {
+  detail::run_agreed(comm, "load " + file_name, [&] {
+    local = collect_local_tensors(targets, comm.rank());
     reader.emplace(comm.get(), file_name);
     index = reader->read_index(kMaxIndexBytes);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
@@ -121,18 +161,11 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
       throw IntegrityError(file_name + ": the running state does not match its checksum");
     result.running = detail::h5::decode_running_state(rs, file_name);
   });
-  auto close_and_rethrow = [&](const Failure& f) {
-    try {
-      reader->close();
-    } catch (...) {
-    }
-    reader.reset();
-    detail::rethrow(f);
-  };
-
-  // Keys: what any rank asks for against what the file holds.
-  std::map<std::pair<std::string, std::string>, const detail::h5::IndexTensor*> stored;
   for (const auto& t : index.tensors) stored[{t.group, t.name}] = &t;
+}
+
+// Keys: what any rank asks for against what the file holds.
+void FileLoad::check_keys() {
   std::string my_keys;
   for (const auto& t : local) my_keys += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
   std::set<std::pair<std::string, std::string>> requested;
@@ -170,13 +203,15 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
     // Every rank computed the same lists, so this is already agreed.
     close_and_rethrow(Failure{ErrorKind::Mismatch, detail::agreed_message(0, "load", message)});
   }
+}
 
-  // Check every request against the file first, so that no rank reads or exchanges pieces
-  // of a tensor that some rank cannot load.
-  std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
-  std::vector<const LocalTensor*> request_tensor;
-  std::optional<Failure> failure;
-  try {
+// Every request against the file first, so that no rank reads or exchanges pieces of a
+// tensor that some rank cannot load; then the read plan: a piece that several ranks ask for
+// (a replicated tensor) is read from the file once, by the asker with the fewest bytes to
+// read so far, and sent to the others, so file reads do not grow with the number of replicas.
+void FileLoad::check_requests() {
+  const int rank = comm.rank();
+  agreed([&] {
     for (const auto& t : local) {
       const std::string group = kGroupNames[t.group];
       auto it = stored.find({group, *t.name});
@@ -195,79 +230,93 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
       requests.push_back(std::move(d));
       request_tensor.push_back(&t);
     }
-  } catch (...) {
-    failure = detail::capture_current_exception();
-  }
-  if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
-
-  // Read plan: a piece that several ranks ask for (a replicated tensor) is read from the file
-  // once, by the asker with the fewest bytes to read so far, and sent to the others, so file
-  // reads do not grow with the number of replicas.
-  detail::WritePlan read_plan;
-  run_agreed(comm, "load " + file_name, [&] {
+  });
+  const auto gathered = comm.allgather_bytes(detail::encode_decls(requests));
+  agreed([&] {
     std::vector<std::vector<detail::TensorDecl>> all;
-    for (const auto& bytes : comm.allgather_bytes(detail::encode_decls(requests)))
-      all.push_back(detail::decode_decls(bytes));
+    for (const auto& bytes : gathered) all.push_back(detail::decode_decls(bytes));
     read_plan = detail::make_write_plan(all, detail::Coverage::Partial);
   });
-  auto piece_memory = [&](int decl, int segment) {
-    const LocalTensor& t = *request_tensor[decl];
-    return static_cast<char*>(t.shard->data.writable()) +
-           static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
-  };
+}
 
-  try {
-    detail::fault_point("load.read", rank);
-    {
-      // Small pieces are read together, a window of the file at a time.
-      std::vector<std::string> groups(std::begin(kGroupNames), std::end(kGroupNames));
-      std::vector<detail::h5::ContainerReader::BlockRequest> mine;
-      for (const auto& t : read_plan.tensors)
-        for (const auto& p : t.pieces)
-          if (p.writer == rank) mine.push_back({&groups[t.group], &t.name, t.dtype, &t.shape, &p.block});
-      reader->plan_reads(mine);
-    }
+void FileLoad::read_pieces() {
+  const int rank = comm.rank();
+  detail::fault_point("load.read", rank);
+  {
+    // Small pieces are read together, a window of the file at a time.
+    std::vector<std::string> groups(std::begin(kGroupNames), std::end(kGroupNames));
+    std::vector<detail::h5::ContainerReader::BlockRequest> mine;
     for (const auto& t : read_plan.tensors)
-      for (const auto& p : t.pieces) {
-        if (p.writer != rank) continue;
-        char* out = piece_memory(p.writer_decl, p.writer_segment);
-        if (options.verify)
-          detail::read_block_verified(*reader, file_name, *stored.at({kGroupNames[t.group], t.name}), index.chunk_bytes,
-                                      p.block, out);
-        else
-          reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
-      }
-    // Per-rank blobs: restored per rank when the world size matches, else all handed back.
-    result.saved_world_size = index.world_size;
-    const auto offsets =
-        reader->read_u64(detail::h5::kRankBlobOffsetsDataset, static_cast<std::uint64_t>(index.world_size) + 1);
-    const std::uint64_t blob_total = reader->dataset_elements(detail::h5::kRankBlobsDataset);
-    if (offsets.size() != static_cast<std::size_t>(index.world_size) + 1 || offsets.front() != 0 ||
-        offsets.back() != blob_total || !std::is_sorted(offsets.begin(), offsets.end()))
-      throw FormatError(file_name + ": the rank blob offsets table is inconsistent");
-    auto read_blob = [&](int r) {
-      const std::string b =
-          reader->read_bytes_range(detail::h5::kRankBlobsDataset, offsets[r], offsets[r + 1] - offsets[r]);
-      if (b.size() != index.rank_blobs[r].bytes || detail::xxh3_64(b.data(), b.size()) != index.rank_blobs[r].xxh3)
-        throw IntegrityError(file_name + ": the blob of saving rank " + std::to_string(r) +
-                             " does not match its checksum");
-      return std::vector<std::uint8_t>(b.begin(), b.end());
-    };
-    if (index.world_size == comm.size()) {
-      result.rank_blob = read_blob(rank);
-    } else {
-      for (int r = 0; r < index.world_size; ++r) result.saved_rank_blobs.push_back(read_blob(r));
-    }
-  } catch (...) {
-    failure = detail::capture_current_exception();
+      for (const auto& p : t.pieces)
+        if (p.writer == rank) mine.push_back({&groups[t.group], &t.name, t.dtype, &t.shape, &p.block});
+    reader->plan_reads(mine);
   }
-  if (auto f = agree_failure(comm, failure, "load " + file_name)) close_and_rethrow(*f);
-  run_agreed(comm, "load: close " + file_name, [&] { reader->close(); });
-  result.bytes_read = read_plan.bytes_per_rank[rank];
-  reader.reset();
+  for (const auto& t : read_plan.tensors)
+    for (const auto& p : t.pieces) {
+      if (p.writer != rank) continue;
+      char* out = piece_memory(p.writer_decl, p.writer_segment);
+      if (options.verify)
+        detail::read_block_verified(*reader, file_name, *stored.at({kGroupNames[t.group], t.name}), index.chunk_bytes,
+                                    p.block, out);
+      else
+        reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
+    }
+}
 
-  // Replicated pieces between device shards go from device to device over NCCL, after the
-  // readers' copies reached their devices; the others over MPI in host memory first.
+// Per-rank blobs: restored per rank when the world size matches, else all handed back.
+void FileLoad::read_blobs() {
+  result.saved_world_size = index.world_size;
+  const auto offsets =
+      reader->read_u64(detail::h5::kRankBlobOffsetsDataset, static_cast<std::uint64_t>(index.world_size) + 1);
+  const std::uint64_t blob_total = reader->dataset_elements(detail::h5::kRankBlobsDataset);
+  if (offsets.size() != static_cast<std::size_t>(index.world_size) + 1 || offsets.front() != 0 ||
+      offsets.back() != blob_total || !std::is_sorted(offsets.begin(), offsets.end()))
+    throw FormatError(file_name + ": the rank blob offsets table is inconsistent");
+  auto read_blob = [&](int r) {
+    const std::string b =
+        reader->read_bytes_range(detail::h5::kRankBlobsDataset, offsets[r], offsets[r + 1] - offsets[r]);
+    if (b.size() != index.rank_blobs[r].bytes || detail::xxh3_64(b.data(), b.size()) != index.rank_blobs[r].xxh3)
+      throw IntegrityError(file_name + ": the blob of saving rank " + std::to_string(r) +
+                           " does not match its checksum");
+    return std::vector<std::uint8_t>(b.begin(), b.end());
+  };
+  if (index.world_size == comm.size()) {
+    result.rank_blob = read_blob(comm.rank());
+  } else {
+    for (int r = 0; r < index.world_size; ++r) result.saved_rank_blobs.push_back(read_blob(r));
+  }
+}
+
+}  // namespace
+
+LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& targets, const LoadOptions& options,
+                                         const Snapshot* device_targets) {
+  const std::lock_guard hdf5_lock(detail::h5::library_mutex());
+  const auto start = std::chrono::steady_clock::now();
+  FileLoad load(comm, file.string(), targets, options);
+  load.result.path = load.file_name;
+  load.open();
+  load.check_keys();
+  load.check_requests();
+  load.agreed([&] {
+    load.read_pieces();
+    load.read_blobs();
+  });
+  detail::run_agreed(comm, "load: close " + load.file_name, [&] { load.reader->close(); });
+  load.reader.reset();
+  LoadResult& result = load.result;
+  result.bytes_read = load.read_plan.bytes_per_rank[comm.rank()];
+  exchange_replicas(load.read_plan, load.request_tensor, targets, device_targets, result);
+  log_load(load.file_name, load.index.world_size, seconds_since(start), result);
+  return std::move(result);
+}
+
+// Replicated pieces between device shards go from device to device over NCCL, after the
+// readers' copies reached their devices; the others over MPI in host memory first.
+void CheckpointIO::Impl::exchange_replicas(const detail::WritePlan& read_plan,
+                                           const std::vector<const LocalTensor*>& request_tensor,
+                                           const Snapshot& targets, const Snapshot* device_targets,
+                                           LoadResult& result) {
   std::vector<int> request_devices;
   std::vector<const TensorShard*> device_shards;
   for (const LocalTensor* t : request_tensor) {
@@ -276,33 +325,37 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
     request_devices.push_back(d ? d->device : kHostMemory);
   }
   const detail::DevicePieces on_devices = detail::plan_device_replicas(comm, nccl, read_plan, request_devices);
-  result.bytes_received = send_replicas(comm, read_plan, on_devices, piece_memory);
-  if (detail::cuda::device_supported()) {  // the same on every rank
-    run_agreed(comm, "load: copy tensors to device memory", [&] {
-      if (device_targets) device_staging.copy_to_device(*device_targets, targets);
-    });
-    // Pieces go over NCCL only when every rank loads into device memory.
-    result.bytes_received_nccl =
-        detail::send_device_replicas(comm, nccl, read_plan, on_devices, [&](int decl, int segment) {
-          const LocalTensor& t = *request_tensor[decl];
-          return static_cast<char*>(device_shards[decl]->data.writable()) +
-                 static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
-        });
-    result.bytes_received += result.bytes_received_nccl;
-  }
+  result.bytes_received = send_replicas(comm, read_plan, on_devices, [&](int decl, int segment) {
+    const LocalTensor& t = *request_tensor[decl];
+    return detail::writable_byte_pointer(t, t.segments[segment]);
+  });
+  if (!detail::cuda::device_supported()) return;  // the same on every rank
+  run_agreed(comm, "load: copy tensors to device memory", [&] {
+    if (device_targets) device_staging.copy_to_device(*device_targets, targets);
+  });
+  // Pieces go over NCCL only when every rank loads into device memory.
+  result.bytes_received_nccl =
+      detail::send_device_replicas(comm, nccl, read_plan, on_devices, [&](int decl, int segment) {
+        const LocalTensor& t = *request_tensor[decl];
+        return static_cast<char*>(device_shards[decl]->data.writable()) +
+               static_cast<std::size_t>(t.segments[segment].memory_offset) * dtype_size(t.shard->dtype);
+      });
+  result.bytes_received += result.bytes_received_nccl;
+}
 
-  const double seconds = comm.allreduce_max(seconds_since(start));
+void CheckpointIO::Impl::log_load(const std::string& file_name, int saved_world_size, double local_seconds,
+                                  const LoadResult& result) {
+  const double seconds = comm.allreduce_max(local_seconds);
   const auto read_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_read)));
   const auto received_total = static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received)));
   const auto nccl_total =
       detail::cuda::nccl_supported()
           ? static_cast<double>(comm.allreduce_sum(static_cast<std::int64_t>(result.bytes_received_nccl)))
           : 0.0;
-  detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", index.world_size,
+  detail::log_info("loaded ", file_name, " (global_step ", result.running.global_step, ", saved by ", saved_world_size,
                    " ranks, loaded by ", comm.size(), ") in ", fixed(seconds, 3), " s; read ", human_bytes(read_total),
                    " from the file, ", human_bytes(received_total), " of replicas from other ranks",
                    nccl_total > 0 ? " (" + human_bytes(nccl_total) + " of them over NCCL)" : std::string());
-  return result;
 }
 
 std::vector<std::string> CheckpointIO::Impl::load_candidates() {
