@@ -8,6 +8,7 @@
 
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
+#include "h5/container_reader.hpp"
 #include "support/agreement.hpp"
 #include "support/test_state.hpp"
 
@@ -65,6 +66,49 @@ TEST(AsyncSave, WritesWhatSaveWritesAndLoadsBitExact) {
     EXPECT_EQ(async_info.tensors[i].name, sync_info.tensors[i].name);
     EXPECT_EQ(async_info.tensors[i].pieces, sync_info.tensors[i].pieces);
   }
+}
+
+// Every rank holds every tensor whole (one replica per rank): each piece is written by one
+// rank, so save_async stages only the tensors this rank writes, a 1/n share of them (it used
+// to stage all of them on every rank), and writes what a synchronous save writes.
+TEST(AsyncSave, StagesOnlyThePiecesThisRankWrites) {
+  const int n = world_size();
+  constexpr int kTensors = 12;
+  constexpr std::uint64_t kTensorBytes = 16 * 1024;  // 4096 F32
+  std::vector<TensorSpec> specs;
+  for (int i = 0; i < kTensors; ++i) specs.push_back({"model", "t" + std::to_string(i), DType::F32, {4096}});
+  SharedTempDir dir;
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  state.snapshot().running.global_step = 1;
+  const fs::path async_path = io.save_async(state.snapshot());
+  io.wait();
+  // 12 equal tensors balanced by bytes over n writers (n divides 12 for n = 1..4).
+  ASSERT_EQ(kTensors % n, 0);
+  EXPECT_EQ(io.staging_bytes(), kTensorBytes * kTensors / static_cast<std::uint64_t>(n));
+  state.snapshot().running.global_step = 2;
+  const fs::path sync_path = io.save(state.snapshot());
+  // The same pieces, writers and data checksums as the synchronous save.
+  auto index_of = [](const fs::path& path) {
+    return detail::h5::ContainerReader(MPI_COMM_SELF, path.string()).read_index();
+  };
+  const auto async_index = index_of(async_path);
+  const auto sync_index = index_of(sync_path);
+  ASSERT_EQ(async_index.tensors.size(), static_cast<std::size_t>(kTensors));
+  ASSERT_EQ(sync_index.tensors.size(), async_index.tensors.size());
+  for (std::size_t i = 0; i < sync_index.tensors.size(); ++i) {
+    const auto& a = async_index.tensors[i];
+    const auto& b = sync_index.tensors[i];
+    EXPECT_EQ(a.name, b.name);
+    ASSERT_EQ(a.pieces.size(), 1u);
+    ASSERT_EQ(b.pieces.size(), 1u);
+    EXPECT_EQ(a.pieces[0].writer, b.pieces[0].writer);
+    EXPECT_EQ(a.pieces[0].xxh3, b.pieces[0].xxh3) << a.name;
+  }
+  state.poison();
+  io.load(async_path, state.snapshot());
+  EXPECT_EQ(state.check(), "");
 }
 
 TEST(AsyncSave, TensorsChangedRightAfterReturnDoNotChangeWhatIsWritten) {
@@ -203,16 +247,16 @@ TEST(AsyncSave, BackgroundErrorSurfacesOnEveryRankAndKeepsPreviousCheckpoint) {
   state.snapshot().running.global_step = 1;
   io.save_async(state.snapshot());
   io.wait();
-  // The running state differs on the last rank: the background save's plan fails.
+  // The running state differs on the last rank: the plan, made before save_async returns,
+  // fails there, and nothing goes to the background.
   state.snapshot().running.global_step = 2;
   if (world_rank() == world_size() - 1) state.snapshot().running.epoch = 9;
   if (world_size() > 1) {
-    io.save_async(state.snapshot());
-    const auto msg = expect_agreed_error<MismatchError>([&] { io.wait(); });
+    const auto msg = expect_agreed_error<MismatchError>([&] { io.save_async(state.snapshot()); });
     EXPECT_EQ(msg, "[ckptio] [rank 0] save: running state field 'epoch' differs between rank 0 and rank " +
                        std::to_string(world_size() - 1) + "; it must be the same on every rank");
     EXPECT_FALSE(io.save_in_flight());
-    io.wait();  // the error is reported once
+    io.wait();  // nothing to report
   }
   EXPECT_EQ(read_latest_line(dir.path()), "epoch0-global_step1.h5");
   state.snapshot().running.epoch = 0;
@@ -254,11 +298,11 @@ TEST(AsyncSave, UnusableDeviceMemoryIsRefusedBeforeStaging) {
   const std::string reason = detail::cuda::device_supported()
                                  ? "CUDA device 0 is not usable in this process (it sees 0 CUDA devices)"
                                  : "device memory (CUDA device 0) is not supported by this build; pass host memory";
-  EXPECT_EQ(msg, "[ckptio] [rank 0] save_async: save_async: tensor model/w on rank 0: " + reason);
+  EXPECT_EQ(msg, "[ckptio] [rank 0] save_async: tensor model/w on rank 0: " + reason);
   EXPECT_FALSE(io.save_in_flight());
   const std::string sync_operation = detail::cuda::device_supported() ? "save: copy device tensors to host" : "save";
   EXPECT_EQ(expect_agreed_error<UsageError>([&] { io.save(s); }),
-            "[ckptio] [rank 0] " + sync_operation + ": save: tensor model/w on rank 0: " + reason);
+            "[ckptio] [rank 0] " + sync_operation + ": tensor model/w on rank 0: " + reason);
 }
 
 // Run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw: the second save's writes fail

@@ -47,7 +47,7 @@ TEST(Errors, BadArgumentOnOneRankOnly) {
   s.model.emplace().add("layer.weight", TensorShard::block(data.data(), DType::F32, {8}, {offset}, {4}));
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   const auto msg = expect_agreed_error<UsageError>([&] { io.save(s); });
-  EXPECT_EQ(msg, "[ckptio] [rank " + std::to_string(n - 1) + "] save: save: tensor model/layer.weight on rank " +
+  EXPECT_EQ(msg, "[ckptio] [rank " + std::to_string(n - 1) + "] save: tensor model/layer.weight on rank " +
                      std::to_string(n - 1) + ": block offset [7] count [4] exceeds global shape [8]");
 }
 

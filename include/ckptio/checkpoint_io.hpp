@@ -31,7 +31,8 @@ struct CheckpointOptions {
   bool staging_huge_pages = false;
   // MPI-IO hints (MPI_Info keys and values) for the container file, e.g. {"striping_factor",
   // "16"} and {"striping_unit", "16777216"} on Lustre, {"cb_nodes", "8"}. The environment
-  // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds to them and wins on conflicts.
+  // variable CKPTIO_MPIIO_HINTS ("key=value,key=value") adds the keys not set here (a key
+  // set here wins).
   std::map<std::string, std::string> mpi_io_hints;
   // Datasets of at least `alignment` bytes start at a multiple of it (the stripe or block
   // size of a parallel file system). 0: with direct_io, datasets of at least 1 MiB start at
@@ -43,9 +44,9 @@ struct CheckpointOptions {
   // device without a copy into the page cache (that copy, serialised on one shared file,
   // limits buffered saves; docs/PERFORMANCE.md has figures). A file system that refuses
   // O_DIRECT (tmpfs) is written buffered. The data
-  // are durable at the commit either way (the file is fsynced). The environment variable
-  // CKPTIO_DIRECT_IO=1 or 0 overrides this option.
-  bool direct_io = true;
+  // are durable at the commit either way (the file is fsynced). Unset: the environment
+  // variable CKPTIO_DIRECT_IO (1 or 0) decides, else on. A value set here wins over it.
+  std::optional<bool> direct_io;
   // Also export this group ("model", "optimizer" or "ema"; empty: none) at every save, as
   // <root>/epoch{E}-global_step{G}.<group>.safetensors beside the container. It is written
   // and renamed into place before the container is committed (a failed export fails the
@@ -66,6 +67,9 @@ class CheckpointIO {
  public:
   // Collective over comm. Creates the root if needed and takes its lock (LockedError when
   // another live process holds it). The communicator is duplicated; comm may be freed after.
+  // Reads CKPTIO_DIRECT_IO and CKPTIO_MPIIO_HINTS here, once, on rank 0 (every rank uses
+  // rank 0's values); they fill only the options left at their defaults (UsageError on
+  // every rank when malformed).
   CheckpointIO(MPI_Comm comm, std::filesystem::path root, CheckpointOptions options = {});
   ~CheckpointIO();
   // Neither copyable nor movable: a PreemptionGuard and a save in flight refer to it by
@@ -79,8 +83,9 @@ class CheckpointIO {
   // returns its path. An existing checkpoint of the same name is replaced.
   std::filesystem::path save(const Snapshot& snapshot);
 
-  // Collective. Like save(), but returns as soon as this rank's shards are copied into a
-  // reusable staging buffer: a background thread, on its own duplicate of the communicator,
+  // Collective. Like save(), but returns as soon as the save is planned (an error in the plan,
+  // such as shards that disagree across ranks, is thrown here) and the shards this rank writes
+  // are copied into a reusable staging buffer: a background thread, on its own duplicate of the communicator,
   // writes and commits the checkpoint while training goes on, so the snapshot's tensors may
   // change as soon as this returns. Waits for the previous save first. Needs MPI initialised
   // with MPI_THREAD_MULTIPLE (UsageError otherwise). While a save is in flight, the program
@@ -107,7 +112,8 @@ class CheckpointIO {
   // least `bytes` (per rank; ranks may differ) and faults its pages in now, so that the
   // first save_async of a snapshot that fits does not pay for allocating and touching fresh
   // memory inside the training loop; later save_asyncs reuse the buffer either way. The
-  // Snapshot overload reserves what save_async(snapshot) needs on this rank. Ignores
+  // Snapshot overload reserves room for all of this rank's shards, at least what
+  // save_async(snapshot) needs (it stages only the shards this rank writes). Ignores
   // max_staging_bytes (which only decides whether save_async stages at all).
   void reserve_staging(std::uint64_t bytes);
   void reserve_staging(const Snapshot& snapshot);

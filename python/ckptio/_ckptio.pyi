@@ -33,7 +33,7 @@ class CheckpointOptions:
     staging_huge_pages: bool
     mpi_io_hints: Dict[str, str]
     alignment: int
-    direct_io: bool
+    direct_io: Optional[bool]  # None: CKPTIO_DIRECT_IO decides, else on
     export_safetensors: str
     export_dtype: Optional[str]
     def __init__(self) -> None: ...

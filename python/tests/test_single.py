@@ -249,3 +249,22 @@ def test_export_load_checkpoint_verify_inspect(comm, shared_dir):
         ("model", "x", "F32", (2,)), ("ema", "embed.weight", "F32", (10, 8)), ("ema", "head.bias", "BF16", (8,))}
     st = ckptio.inspect(out)
     assert st["format"] == "safetensors" and st["metadata"]["global_step"] == "30"
+
+
+def test_direct_io_is_optional_and_code_wins_over_the_environment(comm, shared_dir, monkeypatch):
+    native = ckptio._ckptio.CheckpointOptions()
+    assert native.direct_io is None  # unset: CKPTIO_DIRECT_IO decides, else on
+    native.direct_io = False
+    assert native.direct_io is False
+    native.direct_io = None
+    assert native.direct_io is None
+    monkeypatch.setenv("CKPTIO_DIRECT_IO", "yes")
+    with pytest.raises(ckptio.UsageError, match=r"read environment: CKPTIO_DIRECT_IO: 'yes' is not 0 or 1"):
+        ckptio.CheckpointIO(comm, os.path.join(shared_dir, "bad"))
+    monkeypatch.setenv("CKPTIO_DIRECT_IO", "0")
+    w = np.arange(8, dtype=np.float32)
+    with ckptio.CheckpointIO(comm, shared_dir, direct_io=True) as io:  # code wins: no error, direct I/O on
+        path = io.save(ckptio.Snapshot(model={"w": w}))
+        back = np.zeros(8, dtype=np.float32)
+        io.load(path, ckptio.Snapshot(model={"w": back}))
+    assert np.array_equal(back, w)

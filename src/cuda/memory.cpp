@@ -10,17 +10,12 @@
 
 #include "ckptio/error.hpp"
 #include "core/host_memory.hpp"
+#include "cuda/cuda_check.hpp"
 #include "cuda/device.hpp"
 
 namespace ckptio::detail::cuda {
 
 namespace {
-
-void check(cudaError_t rc, const std::string& what) {
-  if (rc == cudaSuccess) return;
-  cudaGetLastError();  // clear the sticky error of a failed call
-  throw IoError("CUDA: " + what + ": " + cudaGetErrorName(rc) + " (" + cudaGetErrorString(rc) + ")");
-}
 
 // One non-blocking stream per device, created on first use.
 cudaStream_t copy_stream(int device) {

@@ -8,16 +8,13 @@
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "cuda/cuda_check.hpp"
 
 namespace ckptio::detail::cuda {
 
 namespace {
 
-void check(cudaError_t rc, const std::string& what) {
-  if (rc == cudaSuccess) return;
-  cudaGetLastError();  // clear the sticky error of a failed call
-  throw IoError("CUDA: " + what + ": " + cudaGetErrorName(rc) + " (" + cudaGetErrorString(rc) + ")");
-}
+using cuda::check;  // CUDA runtime errors (cuda_check.hpp), next to NCCL's below
 
 void check(ncclResult_t rc, const std::string& what, ncclComm_t comm = nullptr) {
   if (rc == ncclSuccess) return;

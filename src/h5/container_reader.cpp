@@ -3,14 +3,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <optional>
 
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
 #include "core/piece_math.hpp"
 #include "core/regular_file.hpp"
 #include "h5/container_format.hpp"
+#include "h5/h5_handle.hpp"
 #include "h5/h5_types.hpp"
 #include "h5/h5_util.hpp"
+#include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
 namespace {
@@ -51,7 +55,68 @@ void check_index_checksum(const RootAttributes& attributes, const std::string& j
     throw IntegrityError(file + ": the index does not match its checksum (root attribute " + kAttrIndexXxh3 + ")");
 }
 
-ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_(path) {
+class ContainerReader::Impl {
+ public:
+  using BlockRequest = ContainerReader::BlockRequest;
+  Impl(MPI_Comm comm, const std::string& path);
+  ~Impl();
+  int format_version() const { return format_version_; }
+  std::uint64_t file_bytes() const { return end_of_file_; }
+  const RootAttributes& root_attributes() const { return attributes_; }
+  std::string read_bytes(const char* path, std::uint64_t max_bytes);
+  ContainerIndex read_index(std::uint64_t max_bytes);
+  std::string read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes);
+  std::uint64_t dataset_elements(const char* path);
+  std::vector<std::uint64_t> read_u64(const char* path, std::uint64_t max_elements);
+  void read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                  const Block& block, void* out);
+  void plan_reads(const std::vector<BlockRequest>& requests);
+  void close();
+
+ private:
+  struct OpenDataset {
+    Handle dataset;
+    Handle type;
+    std::optional<std::uint64_t> address;  // of the raw data, when it can be read directly
+    Shape shape;
+    std::size_t esz = 0;
+  };
+  struct Window {
+    std::uint64_t begin = 0, end = 0;  // file addresses
+    std::vector<char> data;            // empty until first used
+  };
+  void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
+  void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
+  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
+  Handle open_dataset(const char* path);
+  // `name` under `location`; `path` names it in messages.
+  Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
+  hid_t tensor_group(const std::string& group, const std::string& where);
+  void read_header();
+  // Throws FormatError when /model, /optimizer, /ema or /_ckptio is not a hard link.
+  void check_top_level_links();
+  // Throws FormatError unless the dataset's data lie in this file, contiguous (or compact)
+  // and inside its end: no external storage, virtual or chunked layout.
+  void check_storage(hid_t dataset, const std::string& where) const;
+  std::string read_bytes_unchecked(const char* path, std::uint64_t max_bytes);
+  std::string read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes);
+  std::uint64_t dataset_elements_unchecked(const char* path);
+  std::vector<std::uint64_t> read_u64_unchecked(const char* path, std::uint64_t max_elements);
+  void read_block_unchecked(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                            const Block& block, void* out);
+
+  std::string path_;
+  Handle file_;
+  int format_version_ = 0;
+  RootAttributes attributes_;
+  std::map<std::string, OpenDataset> tensors_;
+  std::map<std::string, Handle> groups_;  // tensor groups, opened once
+  RawFile raw_file_;
+  std::uint64_t end_of_file_ = 0;
+  std::vector<Window> windows_;  // sorted, disjoint
+};
+
+ContainerReader::Impl::Impl(MPI_Comm comm, const std::string& path) : path_(path) {
   silence_hdf5_errors();
   // HDF5 opens the path itself: check first that it is no FIFO or device (which would block).
   require_regular_file(path, "checkpoint");
@@ -88,7 +153,7 @@ ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : path_
   }
 }
 
-void ContainerReader::check_top_level_links() {
+void ContainerReader::Impl::check_top_level_links() {
   // A group reached through a soft or external link could lead into another file, whose
   // opening under MPI-IO is collective: refused before any rank opens anything in it.
   for (const char* name : {"model", "optimizer", "ema", "_ckptio"}) {
@@ -104,7 +169,7 @@ void ContainerReader::check_top_level_links() {
   }
 }
 
-void ContainerReader::check_storage(hid_t dataset, const std::string& where) const {
+void ContainerReader::Impl::check_storage(hid_t dataset, const std::string& where) const {
   Handle dcpl = checked(H5Dget_create_plist(dataset), "get the creation properties of " + where);
   const H5D_layout_t layout = H5Pget_layout(dcpl.get());
   if (layout == H5D_VIRTUAL)
@@ -134,7 +199,7 @@ void ContainerReader::check_storage(hid_t dataset, const std::string& where) con
                       " bytes): truncated or damaged");
 }
 
-void ContainerReader::read_header() {
+void ContainerReader::Impl::read_header() {
   const hid_t file = file_.get();
   const std::string& path = path_;
   const auto format = read_string_attribute(file, kAttrFormat);
@@ -157,16 +222,16 @@ void ContainerReader::read_header() {
   attributes_.index_xxh3 = read_string_attribute(file, kAttrIndexXxh3).value_or("");
 }
 
-ContainerReader::~ContainerReader() {
+ContainerReader::Impl::~Impl() {
   windows_.clear();
   tensors_.clear();
   groups_.clear();
   file_.reset();
 }
 
-Handle ContainerReader::open_dataset(const char* path) { return open_dataset_in(file_.get(), path, path); }
+Handle ContainerReader::Impl::open_dataset(const char* path) { return open_dataset_in(file_.get(), path, path); }
 
-Handle ContainerReader::open_dataset_in(hid_t location, const char* name, const std::string& path) {
+Handle ContainerReader::Impl::open_dataset_in(hid_t location, const char* name, const std::string& path) {
   // The link first: opening an external link would open another file (collectively under
   // MPI-IO, on this rank only), a soft link could lead there too. H5Lget_info does not
   // follow the link it describes.
@@ -185,7 +250,7 @@ Handle ContainerReader::open_dataset_in(hid_t location, const char* name, const 
   return handle;
 }
 
-hid_t ContainerReader::tensor_group(const std::string& group, const std::string& where) {
+hid_t ContainerReader::Impl::tensor_group(const std::string& group, const std::string& where) {
   if (auto it = groups_.find(group); it != groups_.end()) return it->second.get();
   const std::string path = "/" + group;
   const htri_t exists = H5Lexists(file_.get(), path.c_str(), H5P_DEFAULT);
@@ -197,11 +262,11 @@ hid_t ContainerReader::tensor_group(const std::string& group, const std::string&
   return groups_.emplace(group, std::move(g)).first->second.get();
 }
 
-std::uint64_t ContainerReader::dataset_elements(const char* path) {
+std::uint64_t ContainerReader::Impl::dataset_elements(const char* path) {
   return reading(path_, [&] { return dataset_elements_unchecked(path); });
 }
 
-std::uint64_t ContainerReader::dataset_elements_unchecked(const char* path) {
+std::uint64_t ContainerReader::Impl::dataset_elements_unchecked(const char* path) {
   Handle dset = open_dataset(path);
   Handle space = checked(H5Dget_space(dset.get()), "get dataspace");
   if (H5Sget_simple_extent_ndims(space.get()) != 1)
@@ -211,11 +276,11 @@ std::uint64_t ContainerReader::dataset_elements_unchecked(const char* path) {
   return static_cast<std::uint64_t>(n);
 }
 
-std::string ContainerReader::read_bytes(const char* path, std::uint64_t max_bytes) {
+std::string ContainerReader::Impl::read_bytes(const char* path, std::uint64_t max_bytes) {
   return reading(path_, [&] { return read_bytes_unchecked(path, max_bytes); });
 }
 
-std::string ContainerReader::read_bytes_unchecked(const char* path, std::uint64_t max_bytes) {
+std::string ContainerReader::Impl::read_bytes_unchecked(const char* path, std::uint64_t max_bytes) {
   const std::uint64_t n = dataset_elements_unchecked(path);
   if (n > max_bytes)
     throw FormatError(std::string(path) + " in " + path_ + " claims " + std::to_string(n) +
@@ -234,7 +299,7 @@ std::string ContainerReader::read_bytes_unchecked(const char* path, std::uint64_
   return out;
 }
 
-ContainerIndex ContainerReader::read_index(std::uint64_t max_bytes) {
+ContainerIndex ContainerReader::Impl::read_index(std::uint64_t max_bytes) {
   const std::string json_text = read_bytes(kIndexDataset, max_bytes);
   check_index_checksum(attributes_, json_text, path_);
   ContainerIndex index = decode_index(json_text, path_);
@@ -248,11 +313,12 @@ ContainerIndex ContainerReader::read_index(std::uint64_t max_bytes) {
   return index;
 }
 
-std::string ContainerReader::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {
+std::string ContainerReader::Impl::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {
   return reading(path_, [&] { return read_bytes_range_unchecked(path, offset, bytes); });
 }
 
-std::string ContainerReader::read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes) {
+std::string ContainerReader::Impl::read_bytes_range_unchecked(const char* path, std::uint64_t offset,
+                                                              std::uint64_t bytes) {
   std::string out(bytes, '\0');
   if (bytes == 0) return out;
   Handle dset = open_dataset(path);
@@ -267,11 +333,11 @@ std::string ContainerReader::read_bytes_range_unchecked(const char* path, std::u
   return out;
 }
 
-std::vector<std::uint64_t> ContainerReader::read_u64(const char* path, std::uint64_t max_elements) {
+std::vector<std::uint64_t> ContainerReader::Impl::read_u64(const char* path, std::uint64_t max_elements) {
   return reading(path_, [&] { return read_u64_unchecked(path, max_elements); });
 }
 
-std::vector<std::uint64_t> ContainerReader::read_u64_unchecked(const char* path, std::uint64_t max_elements) {
+std::vector<std::uint64_t> ContainerReader::Impl::read_u64_unchecked(const char* path, std::uint64_t max_elements) {
   const std::uint64_t n = dataset_elements_unchecked(path);
   if (n > max_elements) throw FormatError(std::string(path) + " in " + path_ + " is too large");
   std::vector<std::uint64_t> out(n);
@@ -282,8 +348,9 @@ std::vector<std::uint64_t> ContainerReader::read_u64_unchecked(const char* path,
   return out;
 }
 
-ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& group, const std::string& name,
-                                                           DType dtype, const Shape& shape) {
+ContainerReader::Impl::OpenDataset& ContainerReader::Impl::open_tensor(const std::string& group,
+                                                                       const std::string& name, DType dtype,
+                                                                       const Shape& shape) {
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
@@ -312,11 +379,11 @@ ContainerReader::OpenDataset& ContainerReader::open_tensor(const std::string& gr
   return tensors_.emplace(where, std::move(ds)).first->second;
 }
 
-void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) {
+void ContainerReader::Impl::plan_reads(const std::vector<BlockRequest>& requests) {
   reading(path_, [&] { plan_reads_unchecked(requests); });
 }
 
-void ContainerReader::plan_reads_unchecked(const std::vector<BlockRequest>& requests) {
+void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>& requests) {
   // Blocks up to kSmall bytes join windows; ranges at most kGap apart share one; a window
   // holds at most kWindow bytes, all windows together at most kTotal.
   constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20, kTotal = 64 << 20;
@@ -352,7 +419,7 @@ void ContainerReader::plan_reads_unchecked(const std::vector<BlockRequest>& requ
   });
 }
 
-void ContainerReader::read_raw(std::uint64_t address, std::uint64_t bytes, void* out) {
+void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes, void* out) {
   auto it = std::upper_bound(windows_.begin(), windows_.end(), address,
                              [](std::uint64_t a, const Window& w) { return a < w.begin; });
   if (it != windows_.begin()) {
@@ -369,13 +436,13 @@ void ContainerReader::read_raw(std::uint64_t address, std::uint64_t bytes, void*
   raw_file_.read_at(address, out, bytes, "read " + path_);
 }
 
-void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
-                                 const Block& block, void* out) {
+void ContainerReader::Impl::read_block(const std::string& group, const std::string& name, DType dtype,
+                                       const Shape& shape, const Block& block, void* out) {
   reading(path_, [&] { read_block_unchecked(group, name, dtype, shape, block, out); });
 }
 
-void ContainerReader::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
-                                           const Shape& shape, const Block& block, void* out) {
+void ContainerReader::Impl::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
+                                                 const Shape& shape, const Block& block, void* out) {
   OpenDataset& ds = open_tensor(group, name, dtype, shape);
   if (ds.address) {
     if (const auto range = contiguous_range(ds.shape, block, ds.esz)) {
@@ -395,12 +462,35 @@ void ContainerReader::read_block_unchecked(const std::string& group, const std::
         "read block " + describe_block(block) + " of " + where + " in " + path_);
 }
 
-void ContainerReader::close() {
+void ContainerReader::Impl::close() {
   windows_.clear();
   tensors_.clear();
   groups_.clear();
   std::string error;
   if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);
 }
+
+ContainerReader::ContainerReader(MPI_Comm comm, const std::string& path) : impl_(std::make_unique<Impl>(comm, path)) {}
+ContainerReader::~ContainerReader() = default;
+int ContainerReader::format_version() const { return impl_->format_version(); }
+std::uint64_t ContainerReader::file_bytes() const { return impl_->file_bytes(); }
+const RootAttributes& ContainerReader::root_attributes() const { return impl_->root_attributes(); }
+std::string ContainerReader::read_bytes(const char* path, std::uint64_t max_bytes) {
+  return impl_->read_bytes(path, max_bytes);
+}
+ContainerIndex ContainerReader::read_index(std::uint64_t max_bytes) { return impl_->read_index(max_bytes); }
+std::string ContainerReader::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {
+  return impl_->read_bytes_range(path, offset, bytes);
+}
+std::uint64_t ContainerReader::dataset_elements(const char* path) { return impl_->dataset_elements(path); }
+std::vector<std::uint64_t> ContainerReader::read_u64(const char* path, std::uint64_t max_elements) {
+  return impl_->read_u64(path, max_elements);
+}
+void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                                 const Block& block, void* out) {
+  impl_->read_block(group, name, dtype, shape, block, out);
+}
+void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) { impl_->plan_reads(requests); }
+void ContainerReader::close() { impl_->close(); }
 
 }  // namespace ckptio::detail::h5

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,9 +13,7 @@
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
 #include "h5/container_writer.hpp"
-#include "h5/h5_handle.hpp"
 #include "h5/index_codec.hpp"
-#include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
 
@@ -41,10 +40,10 @@ class ContainerReader {
   ContainerReader(const ContainerReader&) = delete;
   ContainerReader& operator=(const ContainerReader&) = delete;
 
-  int format_version() const { return format_version_; }
+  int format_version() const;
   // The file's size in bytes (0 when HDF5 cannot tell).
-  std::uint64_t file_bytes() const { return end_of_file_; }
-  const RootAttributes& root_attributes() const { return attributes_; }
+  std::uint64_t file_bytes() const;
+  const RootAttributes& root_attributes() const;
 
   // A whole 1-D byte dataset holding JSON text (at most `max_bytes`, else FormatError).
   // Read in pieces; a NUL byte (never in JSON text: damage, or a hole in a sparse file) is a
@@ -82,46 +81,8 @@ class ContainerReader {
   void close();
 
  private:
-  struct OpenDataset {
-    Handle dataset;
-    Handle type;
-    std::optional<std::uint64_t> address;  // of the raw data, when it can be read directly
-    Shape shape;
-    std::size_t esz = 0;
-  };
-  struct Window {
-    std::uint64_t begin = 0, end = 0;  // file addresses
-    std::vector<char> data;            // empty until first used
-  };
-  void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
-  void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
-  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
-  Handle open_dataset(const char* path);
-  // `name` under `location`; `path` names it in messages.
-  Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
-  hid_t tensor_group(const std::string& group, const std::string& where);
-  void read_header();
-  // Throws FormatError when /model, /optimizer, /ema or /_ckptio is not a hard link.
-  void check_top_level_links();
-  // Throws FormatError unless the dataset's data lie in this file, contiguous (or compact)
-  // and inside its end: no external storage, virtual or chunked layout.
-  void check_storage(hid_t dataset, const std::string& where) const;
-  std::string read_bytes_unchecked(const char* path, std::uint64_t max_bytes);
-  std::string read_bytes_range_unchecked(const char* path, std::uint64_t offset, std::uint64_t bytes);
-  std::uint64_t dataset_elements_unchecked(const char* path);
-  std::vector<std::uint64_t> read_u64_unchecked(const char* path, std::uint64_t max_elements);
-  void read_block_unchecked(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
-                            const Block& block, void* out);
-
-  std::string path_;
-  Handle file_;
-  int format_version_ = 0;
-  RootAttributes attributes_;
-  std::map<std::string, OpenDataset> tensors_;
-  std::map<std::string, Handle> groups_;  // tensor groups, opened once
-  RawFile raw_file_;
-  std::uint64_t end_of_file_ = 0;
-  std::vector<Window> windows_;  // sorted, disjoint
+  class Impl;  // the HDF5 objects (container_reader.cpp)
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ckptio::detail::h5

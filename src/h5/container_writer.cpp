@@ -1,12 +1,16 @@
 #include "h5/container_writer.hpp"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
 #include "h5/container_format.hpp"
+#include "h5/h5_handle.hpp"
 #include "h5/h5_types.hpp"
 #include "h5/h5_util.hpp"
+#include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
 
@@ -55,7 +59,40 @@ void log_effective_hints(hid_t file, hid_t fapl, const std::map<std::string, std
 
 }  // namespace
 
-ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const FileTuning& tuning) : path_(path) {
+class ContainerWriter::Impl {
+ public:
+  Impl(MPI_Comm comm, const std::string& path, const FileTuning& tuning);
+  ~Impl();
+  void create_datasets(const std::vector<DatasetSpec>& specs);
+  void write_block(std::size_t index, const Block& block, const void* data);
+  void flush_blocks();
+  void create_bytes_dataset(const char* path, std::uint64_t bytes);
+  void write_bytes(const char* path, std::uint64_t offset, const void* data, std::uint64_t bytes);
+  void create_u64_dataset(const char* path, std::uint64_t count);
+  void write_u64(const char* path, const std::vector<std::uint64_t>& values);
+  void write_root_attributes(const RootAttributes& attrs);
+  void close();
+
+ private:
+  Handle file_;
+  Handle dxpl_independent_;
+  std::vector<Handle> datasets_;
+  std::vector<Handle> datatypes_;
+  struct RawTarget {
+    std::optional<std::uint64_t> address;  // of the raw data, when it can be written directly
+    Shape shape;
+    std::size_t esz = 0;
+  };
+  std::vector<RawTarget> raw_targets_;  // parallel to datasets_
+  RawFile raw_file_;
+  std::optional<CoalescingWriter> coalescing_;
+  std::vector<Handle> groups_;
+  std::vector<std::pair<std::string, Handle>> byte_datasets_;  // metadata datasets by path
+  hid_t metadata_dataset(const char* path);
+  std::string path_;
+};
+
+ContainerWriter::Impl::Impl(MPI_Comm comm, const std::string& path, const FileTuning& tuning) : path_(path) {
   silence_hdf5_errors();
   Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
   const InfoHints hints(tuning.mpi_io_hints);  // HDF5 copies the info
@@ -80,7 +117,7 @@ ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const F
                             "create group " + std::string(kMetaGroup) + " in " + path));
 }
 
-ContainerWriter::~ContainerWriter() {
+ContainerWriter::Impl::~Impl() {
   // Normal paths call close(); this only runs when unwinding, where every rank unwinds
   // through the same agreed failure, so the collective close still matches.
   datasets_.clear();
@@ -90,7 +127,7 @@ ContainerWriter::~ContainerWriter() {
   file_.reset();
 }
 
-void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
+void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& specs) {
   std::map<std::string, hid_t> made;  // group -> its handle: datasets are created relative to it
   for (const auto& s : specs) {
     if (made.count(s.group)) continue;
@@ -119,7 +156,7 @@ void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) {
   }
 }
 
-void ContainerWriter::write_block(std::size_t index, const Block& block, const void* data) {
+void ContainerWriter::Impl::write_block(std::size_t index, const Block& block, const void* data) {
   const hid_t dset = datasets_.at(index).get();
   const RawTarget& raw = raw_targets_[index];
   if (raw.address) {
@@ -140,11 +177,11 @@ void ContainerWriter::write_block(std::size_t index, const Block& block, const v
         "write block " + describe_block(block) + " of dataset #" + std::to_string(index) + " in " + path_);
 }
 
-void ContainerWriter::flush_blocks() {
+void ContainerWriter::Impl::flush_blocks() {
   if (coalescing_) coalescing_->flush();
 }
 
-void ContainerWriter::create_bytes_dataset(const char* path, std::uint64_t bytes) {
+void ContainerWriter::Impl::create_bytes_dataset(const char* path, std::uint64_t bytes) {
   Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), "create dataset creation list");
   check(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "set fill time");
   check(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "set allocation time");
@@ -154,7 +191,7 @@ void ContainerWriter::create_bytes_dataset(const char* path, std::uint64_t bytes
                     std::string("create dataset ") + path + " in " + path_));
 }
 
-void ContainerWriter::write_bytes(const char* path, std::uint64_t offset, const void* data, std::uint64_t bytes) {
+void ContainerWriter::Impl::write_bytes(const char* path, std::uint64_t offset, const void* data, std::uint64_t bytes) {
   if (bytes == 0) return;
   const hid_t dset = metadata_dataset(path);
   Handle file_space = checked(H5Dget_space(dset), "get dataspace");
@@ -164,26 +201,26 @@ void ContainerWriter::write_bytes(const char* path, std::uint64_t offset, const 
         std::string("write ") + path + " in " + path_);
 }
 
-void ContainerWriter::create_u64_dataset(const char* path, std::uint64_t count) {
+void ContainerWriter::Impl::create_u64_dataset(const char* path, std::uint64_t count) {
   Handle space = make_dataspace({static_cast<std::int64_t>(count)}, std::string("dataspace for ") + path);
   byte_datasets_.emplace_back(
       path, checked(H5Dcreate2(file_.get(), path, H5T_STD_U64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                     std::string("create dataset ") + path + " in " + path_));
 }
 
-void ContainerWriter::write_u64(const char* path, const std::vector<std::uint64_t>& values) {
+void ContainerWriter::Impl::write_u64(const char* path, const std::vector<std::uint64_t>& values) {
   if (values.empty()) return;
   check(H5Dwrite(metadata_dataset(path), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, dxpl_independent_.get(), values.data()),
         std::string("write ") + path + " in " + path_);
 }
 
-hid_t ContainerWriter::metadata_dataset(const char* path) {
+hid_t ContainerWriter::Impl::metadata_dataset(const char* path) {
   auto it = std::find_if(byte_datasets_.begin(), byte_datasets_.end(), [&](const auto& p) { return p.first == path; });
   if (it == byte_datasets_.end()) throw Error(std::string("internal: dataset ") + path + " was not created");
   return it->second.get();
 }
 
-void ContainerWriter::write_root_attributes(const RootAttributes& a) {
+void ContainerWriter::Impl::write_root_attributes(const RootAttributes& a) {
   const hid_t root = file_.get();
   write_string_attribute(root, kAttrFormat, kFormatName);
   write_int_attribute(root, kAttrFormatVersion, kFormatVersion);
@@ -197,7 +234,7 @@ void ContainerWriter::write_root_attributes(const RootAttributes& a) {
   if (!a.index_xxh3.empty()) write_string_attribute(root, kAttrIndexXxh3, a.index_xxh3);
 }
 
-void ContainerWriter::close() {
+void ContainerWriter::Impl::close() {
   flush_blocks();
   coalescing_.reset();
   datasets_.clear();
@@ -208,5 +245,28 @@ void ContainerWriter::close() {
   std::string error;
   if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);
 }
+
+ContainerWriter::ContainerWriter(MPI_Comm comm, const std::string& path, const FileTuning& tuning)
+    : impl_(std::make_unique<Impl>(comm, path, tuning)) {}
+ContainerWriter::~ContainerWriter() = default;
+void ContainerWriter::create_datasets(const std::vector<DatasetSpec>& specs) { impl_->create_datasets(specs); }
+void ContainerWriter::write_block(std::size_t index, const Block& block, const void* data) {
+  impl_->write_block(index, block, data);
+}
+void ContainerWriter::flush_blocks() { impl_->flush_blocks(); }
+void ContainerWriter::create_bytes_dataset(const char* path, std::uint64_t bytes) {
+  impl_->create_bytes_dataset(path, bytes);
+}
+void ContainerWriter::write_bytes(const char* path, std::uint64_t offset, const void* data, std::uint64_t bytes) {
+  impl_->write_bytes(path, offset, data, bytes);
+}
+void ContainerWriter::create_u64_dataset(const char* path, std::uint64_t count) {
+  impl_->create_u64_dataset(path, count);
+}
+void ContainerWriter::write_u64(const char* path, const std::vector<std::uint64_t>& values) {
+  impl_->write_u64(path, values);
+}
+void ContainerWriter::write_root_attributes(const RootAttributes& attrs) { impl_->write_root_attributes(attrs); }
+void ContainerWriter::close() { impl_->close(); }
 
 }  // namespace ckptio::detail::h5

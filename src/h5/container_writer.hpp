@@ -7,14 +7,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
-#include "h5/h5_handle.hpp"
-#include "h5/raw_io.hpp"
 
 namespace ckptio::detail::h5 {
 
@@ -83,22 +82,8 @@ class ContainerWriter {
   void close();
 
  private:
-  Handle file_;
-  Handle dxpl_independent_;
-  std::vector<Handle> datasets_;
-  std::vector<Handle> datatypes_;
-  struct RawTarget {
-    std::optional<std::uint64_t> address;  // of the raw data, when it can be written directly
-    Shape shape;
-    std::size_t esz = 0;
-  };
-  std::vector<RawTarget> raw_targets_;  // parallel to datasets_
-  RawFile raw_file_;
-  std::optional<CoalescingWriter> coalescing_;
-  std::vector<Handle> groups_;
-  std::vector<std::pair<std::string, Handle>> byte_datasets_;  // metadata datasets by path
-  hid_t metadata_dataset(const char* path);
-  std::string path_;
+  class Impl;  // the HDF5 objects (container_writer.cpp)
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ckptio::detail::h5

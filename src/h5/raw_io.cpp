@@ -12,6 +12,7 @@
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "mpi/mpi_file.hpp"
 
 namespace ckptio::detail::h5 {
 namespace {
@@ -27,13 +28,6 @@ constexpr std::uint64_t kDirectAlign = 4096;
 constexpr std::uint64_t kDirectMinBytes = 1ull << 20;
 // Unaligned sources are copied through an aligned buffer of this size.
 constexpr std::uint64_t kBounceBytes = 8ull << 20;
-
-std::string mpi_error(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(code, text, &len);
-  return std::string(text, static_cast<std::size_t>(len));
-}
 
 }  // namespace
 
@@ -92,17 +86,7 @@ RawFile::RawFile(hid_t file) {
 
 std::uint64_t RawFile::transfer_once(bool write, std::uint64_t address, char* p, std::uint64_t n,
                                      const std::string& what) const {
-  if (mpi_) {
-    MPI_Status status;
-    const auto offset = static_cast<MPI_Offset>(address);
-    const int count_in = static_cast<int>(n);
-    const int rc = write ? MPI_File_write_at(*mpi_, offset, p, count_in, MPI_BYTE, &status)
-                         : MPI_File_read_at(*mpi_, offset, p, count_in, MPI_BYTE, &status);
-    if (rc != MPI_SUCCESS) throw IoError(what + ": " + mpi_error(rc));
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    return static_cast<std::uint64_t>(std::max(count, 0));
-  }
+  if (mpi_) return mpi_transfer_once(*mpi_, write, address, p, n, what);
   for (;;) {
     const ssize_t rc =
         write ? ::pwrite(fd_, p, n, static_cast<off_t>(address)) : ::pread(fd_, p, n, static_cast<off_t>(address));

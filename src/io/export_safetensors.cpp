@@ -22,6 +22,7 @@
 #include "io/verified_read.hpp"
 #include "mpi/agree.hpp"
 #include "mpi/comm.hpp"
+#include "mpi/mpi_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -131,33 +132,6 @@ struct Chunk {
   std::uint64_t bytes;  // output bytes
 };
 
-void check_mpi_io(int rc, const std::string& what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw IoError(what + ": " + std::string(text, static_cast<std::size_t>(len)));
-}
-
-void write_at(MPI_File fh, std::uint64_t offset, const char* data, std::uint64_t bytes, const std::string& path) {
-  constexpr std::uint64_t kMaxCall = 1ull << 30;
-  while (bytes > 0) {
-    const std::uint64_t n = std::min(bytes, kMaxCall);
-    MPI_Status status;
-    check_mpi_io(MPI_File_write_at(fh, static_cast<MPI_Offset>(offset), data, static_cast<int>(n), MPI_BYTE, &status),
-                 "cannot write " + path);
-    // A full file system can end a write early without an error class: check the count.
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    if (count <= 0)
-      throw IoError("cannot write " + path + ": wrote " + std::to_string(std::max(count, 0)) + " of " +
-                    std::to_string(n) + " bytes at offset " + std::to_string(offset) + " (file system full?)");
-    offset += static_cast<std::uint64_t>(count);
-    data += count;
-    bytes -= static_cast<std::uint64_t>(count);
-  }
-}
-
 // A previous export to the same FILE with another layout would leave files that a folder
 // load could pick up: its index (or single file) and shards that this export did not write.
 void remove_stale_outputs(const fs::path& folder, const std::string& stem, const std::vector<fs::path>& written,
@@ -188,23 +162,8 @@ void remove_stale_outputs(const fs::path& folder, const std::string& stem, const
   }
 }
 
-}  // namespace
-
-ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, const std::string& group,
-                                const fs::path& out, const ExportOptions& options) {
-  const Comm comm(user_comm);
-  const int rank = comm.rank();
-  if (out.empty()) throw UsageError("export: the output path is empty");  // the same on every rank
-
-  // 1. Rank 0 reads the container's index; every rank gets the same plan.
-  const std::string encoded =
-      detail::agreed_from_rank0(comm, "export", [&] { return encode_source(read_source(checkpoint, group, options)); });
-  const Source source = decode_source(encoded);
-
-  const fs::path out_path = fs::absolute(out).lexically_normal();
-  std::string stem = out_path.filename().string();
-  if (stem.size() > 12 && stem.substr(stem.size() - 12) == ".safetensors") stem.resize(stem.size() - 12);
-  const auto shards = split_into_shards(source.tensors, options.max_shard_size);
+// The header's __metadata__: the caller's, plus where the tensors come from.
+std::map<std::string, std::string> export_metadata(const Source& source, const ExportOptions& options) {
   std::map<std::string, std::string> metadata = options.metadata;
   metadata["format"] = "pt";
   // The committed name, also when exporting a container before its commit (at save time).
@@ -215,10 +174,26 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   metadata["ckptio.group"] = source.group;
   metadata["epoch"] = std::to_string(source.epoch);
   metadata["global_step"] = std::to_string(source.global_step);
+  return metadata;
+}
 
-  ExportResult result;
+// What every rank computes the same way before writing: the output files and their
+// headers, and the chunks of tensor data with the rank that writes each.
+struct ExportPlan {
+  ExportResult result;  // files, tensors, tensor_bytes
   std::vector<detail::SerializedHeader> headers;
   std::vector<Chunk> chunks;
+  std::vector<int> owner;  // parallel to chunks
+};
+
+ExportPlan plan_export(const Source& source, const std::vector<std::vector<std::size_t>>& shards,
+                       const fs::path& out_path, const std::string& stem,
+                       const std::map<std::string, std::string>& metadata, const ExportOptions& options,
+                       int world_size) {
+  ExportPlan plan;
+  ExportResult& result = plan.result;
+  auto& headers = plan.headers;
+  auto& chunks = plan.chunks;
   for (std::size_t s = 0; s < shards.size(); ++s) {
     result.files.push_back(
         shards.size() == 1 ? out_path : out_path.parent_path() / detail::shard_file_name(stem, s, shards.size()));
@@ -248,18 +223,106 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
     result.tensors += h.tensors.size();
   }
   // Balance the chunks by bytes: each goes to the least loaded rank (ties: lowest rank).
-  std::vector<int> owner(chunks.size());
+  auto& owner = plan.owner;
+  owner.resize(chunks.size());
   {
-    std::vector<std::uint64_t> load(static_cast<std::size_t>(comm.size()), 0);
+    std::vector<std::uint64_t> load(static_cast<std::size_t>(world_size), 0);
     for (std::size_t c = 0; c < chunks.size(); ++c) {
       const auto r = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
       owner[c] = static_cast<int>(r);
       load[r] += chunks[c].bytes;
     }
   }
+  return plan;
+}
+
+// Reads, verifies, converts and writes the chunks this rank owns.
+void write_owned_chunks(const Source& source, const ExportPlan& plan, int rank, const ExportOptions& options,
+                        std::uint64_t my_total, std::vector<detail::MpiFile>& handles) {
+  std::optional<detail::h5::ContainerReader> reader;
+  reader.emplace(MPI_COMM_NULL, source.path);
+  // Every piece read is verified against its checksums, as a load does.
+  const detail::h5::ContainerIndex index = reader->read_index();
+  std::map<std::string, const detail::h5::IndexTensor*> stored;
+  for (const auto& t : index.tensors)
+    if (t.group == source.group) stored[t.name] = &t;
+  std::vector<char> in_buffer;
+  std::vector<char> out_buffer;
+  std::uint64_t done = 0;
+  for (std::size_t c = 0; c < plan.chunks.size(); ++c) {
+    if (plan.owner[c] != rank) continue;
+    const Chunk& ch = plan.chunks[c];
+    const GroupTensor& t = source.tensors[ch.tensor];
+    const std::size_t in_size = dtype_size(t.stored);
+    in_buffer.resize(static_cast<std::size_t>(ch.end - ch.begin) * in_size);
+    std::size_t pos = 0;
+    const auto it = stored.find(t.name);
+    if (it == stored.end() || it->second->dtype != t.stored || it->second->shape != t.shape)
+      throw FormatError(source.path + ": tensor " + source.group + "/" + t.name + " changed while it was exported");
+    for (const auto& block : detail::flat_range_to_blocks(t.shape, ch.begin, ch.end)) {
+      detail::read_block_verified(*reader, source.path, *it->second, index.chunk_bytes, block, in_buffer.data() + pos);
+      pos += static_cast<std::size_t>(detail::block_volume(block)) * in_size;
+    }
+    const char* data = in_buffer.data();
+    if (t.out != t.stored) {
+      out_buffer.resize(ch.bytes);
+      detail::convert_elements(in_buffer.data(), t.stored, out_buffer.data(), t.out,
+                               static_cast<std::size_t>(ch.end - ch.begin));
+      data = out_buffer.data();
+    }
+    handles[ch.shard].write_at(ch.file_offset, data, ch.bytes);
+    done += ch.bytes;
+    if (rank == 0 && options.progress && my_total > 0)
+      options.progress(std::min(plan.result.tensor_bytes, done * plan.result.tensor_bytes / my_total),
+                       plan.result.tensor_bytes);
+  }
+  reader->close();
+}
+
+// Rank 0: renames every shard into place, writes the index of a sharded export, and removes
+// what an earlier export left that this one did not write.
+void publish_export(const Source& source, const std::vector<std::vector<std::size_t>>& shards,
+                    const std::vector<fs::path>& partials, const fs::path& out_path, const std::string& stem,
+                    ExportResult& result) {
+  for (std::size_t s = 0; s < partials.size(); ++s) detail::rename_path(partials[s], result.files[s]);
+  if (shards.size() > 1) {
+    nlohmann::json index;
+    index["metadata"] = {{"total_size", result.tensor_bytes}};
+    index["weight_map"] = nlohmann::json::object();
+    for (std::size_t s = 0; s < shards.size(); ++s)
+      for (auto i : shards[s]) index["weight_map"][source.tensors[i].name] = result.files[s].filename().string();
+    result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
+    detail::atomic_write_file(*result.index, index.dump(2) + "\n");
+  }
+  remove_stale_outputs(out_path.parent_path(), stem, result.files, shards.size() > 1);
+  detail::fsync_directory(out_path.parent_path());
+}
+
+}  // namespace
+
+ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, const std::string& group,
+                                const fs::path& out, const ExportOptions& options) {
+  const Comm comm(user_comm);
+  const int rank = comm.rank();
+  if (out.empty()) throw UsageError("export: the output path is empty");  // the same on every rank
+
+  // 1. Rank 0 reads the container's index; every rank gets the same plan.
+  const std::string encoded =
+      detail::agreed_from_rank0(comm, "export", [&] { return encode_source(read_source(checkpoint, group, options)); });
+  const Source source = decode_source(encoded);
+
+  const fs::path out_path = fs::absolute(out).lexically_normal();
+  std::string stem = out_path.filename().string();
+  if (stem.size() > 12 && stem.substr(stem.size() - 12) == ".safetensors") stem.resize(stem.size() - 12);
+  const auto shards = split_into_shards(source.tensors, options.max_shard_size);
+  const auto metadata = export_metadata(source, options);
+
+  ExportPlan plan = plan_export(source, shards, out_path, stem, metadata, options, comm.size());
+  ExportResult& result = plan.result;
+  const auto& headers = plan.headers;
   std::uint64_t my_total = 0;
-  for (std::size_t c = 0; c < chunks.size(); ++c)
-    if (owner[c] == rank) my_total += chunks[c].bytes;
+  for (std::size_t c = 0; c < plan.chunks.size(); ++c)
+    if (plan.owner[c] == rank) my_total += plan.chunks[c].bytes;
 
   // 2. Open every shard's temporary file, write the header (rank 0) and the chunks.
   std::vector<fs::path> partials;
@@ -277,17 +340,13 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
       detail::create_empty_file(p);  // reports a refusing folder with its errno
     }
   });
-  std::vector<MPI_File> handles(partials.size(), MPI_FILE_NULL);
-  auto close_all = [&] {
-    for (auto& fh : handles)
-      if (fh != MPI_FILE_NULL) MPI_File_close(&fh);
-  };
+  std::vector<detail::MpiFile> handles;
+  handles.reserve(partials.size());
+  auto close_all = [&] { handles.clear(); };
   std::optional<Failure> failure;
   try {
-    for (std::size_t s = 0; s < partials.size(); ++s)
-      check_mpi_io(
-          MPI_File_open(comm.get(), partials[s].c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &handles[s]),
-          "cannot create " + partials[s].string());
+    for (const auto& partial : partials)
+      handles.emplace_back(comm.get(), partial.string(), MPI_MODE_CREATE | MPI_MODE_WRONLY);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -300,45 +359,8 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   try {
     if (rank == 0)
       for (std::size_t s = 0; s < partials.size(); ++s)
-        write_at(handles[s], 0, headers[s].bytes.data(), headers[s].bytes.size(), partials[s].string());
-    std::optional<detail::h5::ContainerReader> reader;
-    reader.emplace(MPI_COMM_NULL, source.path);
-    // Every piece read is verified against its checksums, as a load does.
-    const detail::h5::ContainerIndex index = reader->read_index();
-    std::map<std::string, const detail::h5::IndexTensor*> stored;
-    for (const auto& t : index.tensors)
-      if (t.group == source.group) stored[t.name] = &t;
-    std::vector<char> in_buffer;
-    std::vector<char> out_buffer;
-    std::uint64_t done = 0;
-    for (std::size_t c = 0; c < chunks.size(); ++c) {
-      if (owner[c] != rank) continue;
-      const Chunk& ch = chunks[c];
-      const GroupTensor& t = source.tensors[ch.tensor];
-      const std::size_t in_size = dtype_size(t.stored);
-      in_buffer.resize(static_cast<std::size_t>(ch.end - ch.begin) * in_size);
-      std::size_t pos = 0;
-      const auto it = stored.find(t.name);
-      if (it == stored.end() || it->second->dtype != t.stored || it->second->shape != t.shape)
-        throw FormatError(source.path + ": tensor " + source.group + "/" + t.name + " changed while it was exported");
-      for (const auto& block : detail::flat_range_to_blocks(t.shape, ch.begin, ch.end)) {
-        detail::read_block_verified(*reader, source.path, *it->second, index.chunk_bytes, block,
-                                    in_buffer.data() + pos);
-        pos += static_cast<std::size_t>(detail::block_volume(block)) * in_size;
-      }
-      const char* data = in_buffer.data();
-      if (t.out != t.stored) {
-        out_buffer.resize(ch.bytes);
-        detail::convert_elements(in_buffer.data(), t.stored, out_buffer.data(), t.out,
-                                 static_cast<std::size_t>(ch.end - ch.begin));
-        data = out_buffer.data();
-      }
-      write_at(handles[ch.shard], ch.file_offset, data, ch.bytes, partials[ch.shard].string());
-      done += ch.bytes;
-      if (rank == 0 && options.progress && my_total > 0)
-        options.progress(std::min(result.tensor_bytes, done * result.tensor_bytes / my_total), result.tensor_bytes);
-    }
-    reader->close();
+        handles[s].write_at(0, headers[s].bytes.data(), headers[s].bytes.size());
+    write_owned_chunks(source, plan, rank, options, my_total, handles);
   } catch (...) {
     failure = detail::capture_current_exception();
   }
@@ -361,7 +383,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   failure.reset();
   for (std::size_t s = 0; s < handles.size(); ++s) {  // every rank syncs every file: collective
     try {
-      check_mpi_io(MPI_File_sync(handles[s]), "cannot flush " + partials[s].string());
+      handles[s].sync();
     } catch (...) {
       if (!failure) failure = detail::capture_current_exception();
     }
@@ -375,20 +397,7 @@ ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, 
   // 3. Rank 0 renames every shard into place, then writes the index.
   failure.reset();
   try {
-    if (rank == 0) {
-      for (std::size_t s = 0; s < partials.size(); ++s) detail::rename_path(partials[s], result.files[s]);
-      if (shards.size() > 1) {
-        nlohmann::json index;
-        index["metadata"] = {{"total_size", result.tensor_bytes}};
-        index["weight_map"] = nlohmann::json::object();
-        for (std::size_t s = 0; s < shards.size(); ++s)
-          for (auto i : shards[s]) index["weight_map"][source.tensors[i].name] = result.files[s].filename().string();
-        result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
-        detail::atomic_write_file(*result.index, index.dump(2) + "\n");
-      }
-      remove_stale_outputs(out_path.parent_path(), stem, result.files, shards.size() > 1);
-      detail::fsync_directory(out_path.parent_path());
-    }
+    if (rank == 0) publish_export(source, shards, partials, out_path, stem, result);
   } catch (...) {
     failure = detail::capture_current_exception();
   }

@@ -11,8 +11,13 @@ constexpr std::uint64_t kAlignment = 64;
 
 std::uint64_t aligned(std::uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
-bool selected(const TensorShard& shard, StagingPool::Shards which) {
-  return which == StagingPool::Shards::All || shard.device != kHostMemory;
+StagingPool::Selection selection(const Snapshot& snapshot, StagingPool::Shards which) {
+  StagingPool::Selection out;
+  for (const char* group : kGroupNames)
+    if (const auto& dict = snapshot.group(group))
+      for (const auto& [name, shard] : *dict)
+        out.push_back(which == StagingPool::Shards::All || shard.device != kHostMemory);
+  return out;
 }
 
 }  // namespace
@@ -20,11 +25,16 @@ bool selected(const TensorShard& shard, StagingPool::Shards which) {
 StagingPool::~StagingPool() { cuda::free_host(buffer_, capacity_, pinned_); }
 
 std::uint64_t StagingPool::bytes_needed(const Snapshot& snapshot, Shards which) {
+  return bytes_needed(snapshot, selection(snapshot, which));
+}
+
+std::uint64_t StagingPool::bytes_needed(const Snapshot& snapshot, const Selection& which) {
   std::uint64_t total = 0;
+  std::size_t i = 0;
   for (const char* group : kGroupNames)
     if (const auto& dict = snapshot.group(group))
       for (const auto& [name, shard] : *dict)
-        if (selected(shard, which)) total += aligned(shard.local_bytes());
+        if (which.at(i++)) total += aligned(shard.local_bytes());
   return total;
 }
 
@@ -52,20 +62,21 @@ void StagingPool::reserve(std::uint64_t bytes) {
 // A copy of `snapshot` in which every selected shard points at the next slot of the pool;
 // place(shard, slot) fills the slot.
 template <class Place>
-Snapshot StagingPool::rebind(const Snapshot& snapshot, Shards which, Place&& place) {
+Snapshot StagingPool::rebind(const Snapshot& snapshot, const Selection& which, Place&& place) {
   reserve(bytes_needed(snapshot, which));
   auto* cursor = static_cast<std::byte*>(buffer_);
   Snapshot out;
   out.running = snapshot.running;
   out.rank_blob = snapshot.rank_blob;
   std::optional<StateDict>* out_groups[] = {&out.model, &out.optimizer, &out.ema};
+  std::size_t i = 0;
   for (int g = 0; g < 3; ++g) {
     const auto& dict = snapshot.group(kGroupNames[g]);
     if (!dict) continue;
     StateDict copy;
     for (const auto& [name, shard] : *dict) {
       TensorShard rebound = shard;
-      if (selected(shard, which)) {
+      if (which.at(i++)) {
         place(shard, cursor);
         rebound.data = cursor;
         rebound.device = kHostMemory;
@@ -79,6 +90,10 @@ Snapshot StagingPool::rebind(const Snapshot& snapshot, Shards which, Place&& pla
 }
 
 Snapshot StagingPool::stage(const Snapshot& snapshot, Shards which) {
+  return stage(snapshot, selection(snapshot, which));
+}
+
+Snapshot StagingPool::stage(const Snapshot& snapshot, const Selection& which) {
   return rebind(snapshot, which, [](const TensorShard& shard, std::byte* slot) {
     const std::uint64_t bytes = shard.local_bytes();
     if (bytes == 0 || !shard.data) return;
@@ -90,7 +105,7 @@ Snapshot StagingPool::stage(const Snapshot& snapshot, Shards which) {
 }
 
 Snapshot StagingPool::host_targets(const Snapshot& targets) {
-  return rebind(targets, Shards::DeviceOnly, [](const TensorShard&, std::byte*) {});
+  return rebind(targets, selection(targets, Shards::DeviceOnly), [](const TensorShard&, std::byte*) {});
 }
 
 void StagingPool::copy_to_device(const Snapshot& targets, const Snapshot& host_targets) const {

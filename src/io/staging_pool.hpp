@@ -1,10 +1,11 @@
 // A reusable host buffer (page-locked when a GPU is usable) that holds a host copy of a
-// snapshot's shards: every shard for an asynchronous save, so that training may change its
-// tensors as soon as save_async returns; only the shards in CUDA device memory for a
-// synchronous save or a load, which HDF5 can only read from and write to host memory.
+// snapshot's shards: for an asynchronous save, the shards this rank writes, so that training
+// may change its tensors as soon as save_async returns; only the shards in CUDA device memory
+// for a synchronous save or a load, which HDF5 can only read from and write to host memory.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ckptio/snapshot.hpp"
 
@@ -13,6 +14,8 @@ namespace ckptio::detail {
 class StagingPool {
  public:
   enum class Shards { All, DeviceOnly };
+  // Per shard, in the snapshot's order (model, optimizer, ema; each in its order): staged?
+  using Selection = std::vector<bool>;
 
   StagingPool() = default;
   ~StagingPool();
@@ -22,6 +25,7 @@ class StagingPool {
   // Bytes the staged copies of `which` shards of `snapshot` occupy (each rounded up to 64
   // bytes so that every copy starts aligned).
   static std::uint64_t bytes_needed(const Snapshot& snapshot, Shards which);
+  static std::uint64_t bytes_needed(const Snapshot& snapshot, const Selection& which);
   static bool has_device_shards(const Snapshot& snapshot);
 
   // Copies `which` shards into the pool (device shards with a device-to-host copy; the
@@ -29,6 +33,7 @@ class StagingPool {
   // into the pool; the others keep pointing at the caller's memory. The pool must not be
   // staged into again while the returned snapshot is in use.
   Snapshot stage(const Snapshot& snapshot, Shards which);
+  Snapshot stage(const Snapshot& snapshot, const Selection& which);
 
   // For a load into device memory: a snapshot like `targets` whose device shards are
   // replaced by (uninitialised) host buffers of the pool; after the load,
@@ -48,7 +53,7 @@ class StagingPool {
 
  private:
   template <class Place>
-  Snapshot rebind(const Snapshot& snapshot, Shards which, Place&& place);
+  Snapshot rebind(const Snapshot& snapshot, const Selection& which, Place&& place);
 
   void* buffer_ = nullptr;
   bool pinned_ = false;

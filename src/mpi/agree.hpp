@@ -30,6 +30,13 @@ Failure capture_current_exception();
 // normally on every rank otherwise. One MPI_Allreduce when nobody failed.
 void agree(const Comm& comm, const std::optional<Failure>& local, std::string_view operation);
 
+// Throws the agreed failure.
+[[noreturn]] void rethrow(const Failure& failure);
+
+// Like agree, but returns the agreed failure (on every rank) instead of throwing, so the
+// caller can clean up collectively first.
+std::optional<Failure> agree_failure(const Comm& comm, const std::optional<Failure>& local, std::string_view operation);
+
 // Runs fn on this rank, then agrees: the failure of any rank is thrown on all.
 template <class F>
 void run_agreed(const Comm& comm, std::string_view operation, F&& fn) {
@@ -40,6 +47,23 @@ void run_agreed(const Comm& comm, std::string_view operation, F&& fn) {
     failure = capture_current_exception();
   }
   agree(comm, failure, operation);
+}
+
+// Like run_agreed, but when any rank fails, every rank first calls on_failure(agreed
+// failure) (collective clean-up: close a file, remove a partial one), then throws it.
+// on_failure must not throw.
+template <class F, class OnFailure>
+void run_agreed_or(const Comm& comm, std::string_view operation, F&& fn, OnFailure&& on_failure) {
+  std::optional<Failure> failure;
+  try {
+    std::forward<F>(fn)();
+  } catch (...) {
+    failure = capture_current_exception();
+  }
+  if (auto agreed = agree_failure(comm, failure, operation)) {
+    std::forward<OnFailure>(on_failure)(*agreed);
+    rethrow(*agreed);
+  }
 }
 
 // Rank 0 computes a value as bytes (a resolved path, a list of names, an encoded plan) and
@@ -53,12 +77,5 @@ std::string agreed_from_rank0(const Comm& comm, std::string_view operation, F&& 
   comm.bcast_bytes(value, 0);
   return value;
 }
-
-// Like agree, but returns the agreed failure (on every rank) instead of throwing, so the
-// caller can clean up collectively first.
-std::optional<Failure> agree_failure(const Comm& comm, const std::optional<Failure>& local, std::string_view operation);
-
-// Throws the agreed failure.
-[[noreturn]] void rethrow(const Failure& failure);
 
 }  // namespace ckptio::detail

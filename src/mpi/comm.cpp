@@ -5,15 +5,13 @@
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "mpi/mpi_error.hpp"
 
 namespace ckptio::detail {
 
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw Error(std::string("MPI call failed in ") + what + ": " + std::string(text, len));
+  throw Error(std::string("MPI call failed in ") + what + ": " + mpi_error_string(rc));
 }
 
 Comm::Comm(MPI_Comm comm) {

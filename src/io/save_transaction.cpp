@@ -1,0 +1,112 @@
+#include "io/save_transaction.hpp"
+
+#include <mutex>
+#include <optional>
+
+#include "ckptio/error.hpp"
+#include "core/fault.hpp"
+#include "core/log.hpp"
+#include "h5/container_writer.hpp"
+#include "io/fs_util.hpp"
+
+namespace ckptio::detail {
+
+namespace {
+
+struct InjectedFault {
+  std::string point;
+  int rank = -1;
+};
+
+std::mutex& injected_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::optional<InjectedFault>& injected() {
+  static std::optional<InjectedFault> fault;
+  return fault;
+}
+
+}  // namespace
+
+void save_fault_point(std::string_view point, int rank) {
+  fault_point(point, rank);
+  {
+    const std::lock_guard lock(injected_mutex());
+    auto& fault = injected();
+    if (!fault || fault->point != point || (fault->rank >= 0 && fault->rank != rank)) return;
+    fault.reset();
+  }
+  throw IoError("injected fault at " + std::string(point));
+}
+
+void inject_save_fault_for_testing(std::string point, int rank) {
+  const std::lock_guard lock(injected_mutex());
+  if (point.empty())
+    injected().reset();
+  else
+    injected() = InjectedFault{std::move(point), rank};
+}
+
+SaveTransaction::SaveTransaction(const Comm& comm, std::filesystem::path root, const CheckpointOptions& options,
+                                 const Snapshot& snapshot)
+    : comm_(&comm),
+      root_(std::move(root)),
+      options_(options),
+      snapshot_(&snapshot),
+      start_(std::chrono::steady_clock::now()) {}
+
+SaveTransaction::~SaveTransaction() {
+  if (!committed_) abort();
+}
+
+// Closes the file (collective: every rank aborts together, after an agreed failure),
+// removes the partial file and says so once. Never throws.
+void SaveTransaction::abort() noexcept {
+  if (aborted_ || committed_) return;
+  aborted_ = true;
+  try {
+    if (writer_) writer_->close();
+  } catch (...) {
+  }
+  writer_.reset();
+  if (!partial_may_exist_) return;  // failed before touching the disk
+  if (comm_->rank() == 0) {
+    try {
+      remove_file_if_exists(partial_);
+    } catch (...) {
+    }
+  }
+  log_warn("save of ", name_, " failed; ", partial_.filename().string(), " removed, `latest` unchanged");
+}
+
+std::filesystem::path SaveTransaction::run() {
+  plan();
+  create();
+  write();
+  metadata();
+  durable();
+  export_group();
+  commit();
+  retain();
+  return finish();
+}
+
+void SaveTransaction::continue_on(const Comm& comm, const Snapshot& staged) {
+  comm_ = &comm;
+  snapshot_ = &staged;
+  // The staged copy has the same tensors in the same order; its shards not written by this
+  // rank may still be in device memory, and are never read.
+  local_ = collect_local_tensors(staged, comm.rank(), true);
+}
+
+std::vector<bool> SaveTransaction::written_tensors() const {
+  std::vector<bool> written(local_.size(), false);
+  for (const auto& t : plan_.tensors)
+    for (const auto& p : t.pieces)
+      if (p.writer == comm_->rank()) written[p.writer_decl] = true;
+  return written;
+}
+
+}  // namespace ckptio::detail

@@ -1,0 +1,107 @@
+// One save as a sequence of named phases, each collective over the transaction's
+// communicator and ending in an agreement (a failure on any rank throws the same error on
+// every rank):
+//   plan -> create -> write -> metadata -> durable -> export -> commit -> retain
+// plan gathers every rank's shards and picks the writers; create makes
+// <root>/<name>.partial and its datasets and reserves the file's space; write writes this
+// rank's pieces; metadata writes the index, running state and rank blobs; durable closes and
+// fsyncs the file; export writes the save-time safetensors export; commit renames the file
+// into place and updates `latest` (rank 0, after every rank agreed it is ready); retain
+// prunes old checkpoints (never fatal). The phases live in save_phases.cpp.
+//
+// A transaction that ends before its commit (an agreed failure, or any exception leaving a
+// phase) aborts: the file is closed, rank 0 removes the `.partial`, and one warning is logged.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ckptio/checkpoint_io.hpp"
+#include "core/write_plan.hpp"
+#include "io/local_tensors.hpp"
+#include "mpi/agree.hpp"
+
+namespace ckptio::detail {
+
+namespace h5 {
+class ContainerWriter;
+}
+
+class SaveTransaction {
+ public:
+  SaveTransaction(const Comm& comm, std::filesystem::path root, const CheckpointOptions& options,
+                  const Snapshot& snapshot);
+  ~SaveTransaction();  // aborts a transaction that has not committed
+  SaveTransaction(const SaveTransaction&) = delete;
+  SaveTransaction& operator=(const SaveTransaction&) = delete;
+
+  // Every phase in order; returns the committed checkpoint's path.
+  std::filesystem::path run();
+
+  // The phases, in the order run() calls them. `allow_device`: the shards may be in device
+  // memory (save_async, which stages them before create()).
+  void plan(bool allow_device = false);
+  void create();
+  void write();
+  void metadata();
+  void durable();
+  void export_group();
+  void commit();
+  void retain();
+  // Logs what was saved, how fast; returns the committed path. Collective.
+  std::filesystem::path finish();
+
+  // For save_async, between plan() on the caller's thread and create() on the I/O thread:
+  // the remaining phases run over `comm` (a duplicate of the caller's) and read the
+  // snapshot `staged`, a copy of the planned one whose written shards point into the
+  // staging pool. Both must outlive the transaction.
+  void continue_on(const Comm& comm, const Snapshot& staged);
+  // After plan(): for each of this rank's tensors (in declaration order), whether this rank
+  // writes some piece of it, that is, whether the remaining phases read its memory.
+  std::vector<bool> written_tensors() const;
+  const std::filesystem::path& final_path() const { return final_path_; }
+
+ private:
+  // Runs `fn` on this rank and agrees; on a failure every rank aborts, then throws.
+  template <class F>
+  void agreed(std::string_view operation, F&& fn) {
+    run_agreed_or(*comm_, operation, std::forward<F>(fn), [this](const Failure&) { abort(); });
+  }
+  void abort() noexcept;
+  std::uint64_t file_size_estimate() const;
+
+  const Comm* comm_;
+  std::filesystem::path root_;
+  CheckpointOptions options_;
+  const Snapshot* snapshot_;
+  std::chrono::steady_clock::time_point start_;
+
+  std::vector<LocalTensor> local_;
+  WritePlan plan_;
+  std::string running_json_;
+  std::string provenance_;  // rank 0's host name and time, "host\ntime"
+  std::string name_;
+  std::filesystem::path final_path_;
+  std::filesystem::path partial_;
+  std::unique_ptr<h5::ContainerWriter> writer_;
+  std::uint64_t reserved_bytes_ = 0;
+  std::string my_checksums_;  // h5/index_tables.hpp
+  bool partial_may_exist_ = false;
+  bool committed_ = false;
+  bool aborted_ = false;
+};
+
+// A fault point of the save phases: core/fault's (CKPTIO_FAULT_INJECT) and the one set by
+// inject_save_fault_for_testing.
+void save_fault_point(std::string_view point, int rank);
+
+// Tests that walk every phase in one process: the next save that reaches `point` on `rank`
+// (-1: every rank) throws IoError "injected fault at <point>", once. An empty point clears it.
+void inject_save_fault_for_testing(std::string point, int rank);
+
+}  // namespace ckptio::detail
