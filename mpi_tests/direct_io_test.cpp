@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -84,7 +85,7 @@ TEST(DirectIo, EnvironmentVariableMustBeZeroOrOne) {
   SharedTempDir dir;
   TestState state(specs(), world_rank(), world_size());
   state.fill();
-  ::setenv("CKPTIO_DIRECT_IO", "yes", 1);
+  ScopedEnv direct_io("CKPTIO_DIRECT_IO", "yes");
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   try {
     io.save(state.snapshot());
@@ -92,11 +93,10 @@ TEST(DirectIo, EnvironmentVariableMustBeZeroOrOne) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("CKPTIO_DIRECT_IO: 'yes' is not 0 or 1"), std::string::npos) << e.what();
   }
-  ::unsetenv("CKPTIO_DIRECT_IO");
   // With "1" the save works and loads back.
-  ::setenv("CKPTIO_DIRECT_IO", "1", 1);
+  direct_io.set("1");
   const auto path = io.save(state.snapshot());
-  ::unsetenv("CKPTIO_DIRECT_IO");
+  direct_io.set(std::nullopt);
   state.poison();
   io.load(path, state.snapshot());
   EXPECT_EQ(state.check(), "");

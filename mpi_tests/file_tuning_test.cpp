@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -46,15 +47,13 @@ TEST(FileTuning, MalformedHintsVariableIsAnAgreedUsageError) {
   TestState state({{"model", "w", DType::F32, {4}, Layout::Replicated}}, world_rank(), world_size());
   state.fill();
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
-  setenv("CKPTIO_MPIIO_HINTS", "cb_nodes=2,striping", 1);
+  ScopedEnv hints("CKPTIO_MPIIO_HINTS", "cb_nodes=2,striping");
   const auto msg = expect_agreed_error<UsageError>([&] { io.save(state.snapshot()); });
-  unsetenv("CKPTIO_MPIIO_HINTS");
   EXPECT_EQ(msg, "[ckptio] [rank 0] save: create " + (dir / "epoch0-global_step0.h5.partial").string() +
                      ": CKPTIO_MPIIO_HINTS: 'striping' is not key=value (expected key=value,key=value)");
   EXPECT_FALSE(std::filesystem::exists(dir / "epoch0-global_step0.h5.partial"));
-  setenv("CKPTIO_MPIIO_HINTS", "cb_nodes=2", 1);
+  hints.set("cb_nodes=2");
   EXPECT_NO_THROW(io.save(state.snapshot()));
-  unsetenv("CKPTIO_MPIIO_HINTS");
 }
 
 }  // namespace
