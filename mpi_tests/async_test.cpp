@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "core/fault.hpp"
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
 #include "h5/container_reader.hpp"
@@ -308,6 +309,8 @@ TEST(AsyncSave, UnusableDeviceMemoryIsRefusedBeforeStaging) {
 // Run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw: the second save's writes fail
 // on rank 1 inside the I/O thread.
 TEST(AsyncFaultInjection, WriteFailureOnOneRankSurfacesAtWaitOnEveryRank) {
+  if (!detail::fault_injection_compiled())
+    GTEST_SKIP() << "fault injection is not compiled in (configure with -DCKPTIO_FAULT_INJECTION=ON)";
   const char* spec = std::getenv("CKPTIO_FAULT_INJECT");
   if (!spec || std::string(spec) != "save.write@1#2:throw" || world_size() < 2)
     GTEST_SKIP() << "run by CTest with CKPTIO_FAULT_INJECT=save.write@1#2:throw on 2+ ranks";

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -86,14 +87,15 @@ TEST(DirectIo, EnvironmentVariableMustBeZeroOrOne) {
   TestState state(specs(), world_rank(), world_size());
   state.fill();
   // Read once, by the constructor: a malformed value is refused there, on every rank.
-  ::setenv("CKPTIO_DIRECT_IO", "yes", 1);
-  const auto msg = expect_agreed_error<UsageError>([&] { CheckpointIO io(MPI_COMM_WORLD, dir.path()); });
-  ::unsetenv("CKPTIO_DIRECT_IO");
-  EXPECT_EQ(msg, "[ckptio] [rank 0] read environment: CKPTIO_DIRECT_IO: 'yes' is not 0 or 1");
+  {
+    ScopedEnv direct_io("CKPTIO_DIRECT_IO", "yes");
+    const auto msg = expect_agreed_error<UsageError>([&] { CheckpointIO io(MPI_COMM_WORLD, dir.path()); });
+    EXPECT_EQ(msg, "[ckptio] [rank 0] read environment: CKPTIO_DIRECT_IO: 'yes' is not 0 or 1");
+  }
   // With "1" the save works and loads back.
-  ::setenv("CKPTIO_DIRECT_IO", "1", 1);
+  ScopedEnv direct_io("CKPTIO_DIRECT_IO", "1");
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
-  ::unsetenv("CKPTIO_DIRECT_IO");
+  direct_io.set(std::nullopt);
   const auto path = io.save(state.snapshot());
   state.poison();
   io.load(path, state.snapshot());

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -46,15 +47,16 @@ TEST(FileTuning, MalformedHintsVariableIsAnAgreedUsageError) {
   TestState state({{"model", "w", DType::F32, {4}, Layout::Replicated}}, world_rank(), world_size());
   state.fill();
   // Read once, by the constructor: a malformed value is refused there, on every rank.
-  setenv("CKPTIO_MPIIO_HINTS", "cb_nodes=2,striping", 1);
-  const auto msg = expect_agreed_error<UsageError>([&] { CheckpointIO io(MPI_COMM_WORLD, dir.path()); });
-  unsetenv("CKPTIO_MPIIO_HINTS");
-  EXPECT_EQ(msg,
-            "[ckptio] [rank 0] read environment: CKPTIO_MPIIO_HINTS: 'striping' is not key=value "
-            "(expected key=value,key=value)");
-  setenv("CKPTIO_MPIIO_HINTS", "cb_nodes=2", 1);
+  {
+    ScopedEnv hints("CKPTIO_MPIIO_HINTS", "cb_nodes=2,striping");
+    const auto msg = expect_agreed_error<UsageError>([&] { CheckpointIO io(MPI_COMM_WORLD, dir.path()); });
+    EXPECT_EQ(msg,
+              "[ckptio] [rank 0] read environment: CKPTIO_MPIIO_HINTS: 'striping' is not key=value "
+              "(expected key=value,key=value)");
+  }
+  ScopedEnv hints("CKPTIO_MPIIO_HINTS", "cb_nodes=2");
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
-  unsetenv("CKPTIO_MPIIO_HINTS");
+  hints.set(std::nullopt);
   EXPECT_NO_THROW(io.save(state.snapshot()));
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "support/scoped_env.hpp"
 #include "support/test_util.hpp"
 
 namespace ckptio::test {
@@ -47,11 +48,10 @@ long long first_stop(PreemptionGuard& guard, int signal, int signal_rank, long l
 
 class Preemption : public testing::Test {
  protected:
-  void SetUp() override {
-    // The agreement is what is tested here, not Slurm: no walltime probe, no requeue.
-    unsetenv("SLURM_JOB_ID");
-    unsetenv("SLURM_RESTART_COUNT");
-  }
+  // The agreement is what is tested here, not Slurm: no walltime probe, no requeue (also
+  // when the tests themselves run inside a Slurm job; restored after each test).
+  ScopedEnv job_id_{"SLURM_JOB_ID", std::nullopt};
+  ScopedEnv restart_count_{"SLURM_RESTART_COUNT", std::nullopt};
   SharedTempDir dir_;
 };
 
@@ -109,8 +109,8 @@ TEST_F(Preemption, SigtermStopsWithoutRequeue) {
 
 TEST_F(Preemption, Usr2CanBeTheRequeueSignalAndRequeuesUnderSlurm) {
   CheckpointIO io(MPI_COMM_WORLD, dir_.path());
-  setenv("SLURM_JOB_ID", "424242", 1);
-  setenv("SLURM_RESTART_COUNT", "2", 1);
+  job_id_.set("424242");
+  restart_count_.set("2");
   {
     PreemptionOptions options;
     options.requeue_signal = SIGUSR2;
@@ -131,8 +131,6 @@ TEST_F(Preemption, Usr2CanBeTheRequeueSignalAndRequeuesUnderSlurm) {
     EXPECT_EQ(first_stop(guard, SIGUSR2, 0, 2, 6, false), 3);
     EXPECT_FALSE(guard.requeue_due());
   }
-  unsetenv("SLURM_JOB_ID");
-  unsetenv("SLURM_RESTART_COUNT");
 }
 
 TEST_F(Preemption, ASecondGuardIsRefusedOnEveryRank) {

@@ -9,6 +9,7 @@
 
 #include "formats/float_convert.hpp"
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -185,7 +186,7 @@ TEST(SafetensorsLoad, FromAFakeHuggingFaceCache) {
     std::ofstream(repo / "refs" / "bad1") << "bad1bad1bad1bad1bad1bad1bad1bad1bad1bad1";
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  ::setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  ScopedEnv hub_cache("HF_HUB_CACHE", cache.string());
 
   TestState target(export_specs(Layout::Flat), world_rank(), world_size());
   target.poison();
@@ -228,7 +229,6 @@ TEST(SafetensorsLoad, FromAFakeHuggingFaceCache) {
                         fs::canonical(repo).string()),
             std::string::npos)
       << escape;
-  ::unsetenv("HF_HUB_CACHE");
 }
 
 TEST(SafetensorsSaveExport, WrittenBeforeTheCommitAndPrunedWithTheContainer) {

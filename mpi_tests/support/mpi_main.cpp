@@ -1,6 +1,7 @@
 // main() for GoogleTest programs run under mpiexec: MPI_Init_thread, tests, MPI_Finalize.
 // Rank 0 prints the usual GoogleTest output; other ranks print only their failures, each
-// line prefixed with the rank, so that a failure on any rank is visible.
+// line prefixed with the rank, so that a failure on any rank is visible. A run in which no
+// test matches the filter fails.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -38,7 +39,13 @@ int main(int argc, char** argv) {
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new FailurePrinter(rank));
   }
-  const int local = RUN_ALL_TESTS();
+  int local = RUN_ALL_TESTS();
+  // CTest runs one suite per entry through --gtest_filter: a filter that matches no test (a
+  // renamed suite) must fail the entry, not pass it with nothing run.
+  if (testing::UnitTest::GetInstance()->test_to_run_count() == 0) {
+    if (rank == 0) std::fprintf(stderr, "no test matches the filter '%s'\n", testing::GTEST_FLAG(filter).c_str());
+    local = 1;
+  }
   int global = 0;
   MPI_Allreduce(&local, &global, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   MPI_Finalize();

@@ -86,13 +86,15 @@ ckptio_install_missing_packages() {
   fi
 }
 
+# The test build compiles in fault injection (CKPTIO_FAULT_INJECTION): the crash-safety
+# tests kill and stall ranks at points inside a save. A user's build leaves it out.
 ckptio_configure() {
   local extra_args=()
   # Word splitting is the point here: CKPTIO_CMAKE_ARGS holds several arguments.
   # shellcheck disable=SC2206
   [[ -n "${CKPTIO_CMAKE_ARGS:-}" ]] && extra_args=(${CKPTIO_CMAKE_ARGS})
   cmake -S "${CKPTIO_REPO_ROOT}" -B "${CKPTIO_BUILD_DIR}" \
-    -DCMAKE_BUILD_TYPE="${CKPTIO_BUILD_TYPE}" "${extra_args[@]}"
+    -DCMAKE_BUILD_TYPE="${CKPTIO_BUILD_TYPE}" -DCKPTIO_FAULT_INJECTION=ON "${extra_args[@]}"
 }
 
 # Builds the given targets, or everything when none is given.

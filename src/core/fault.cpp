@@ -10,6 +10,9 @@
 #include "core/log.hpp"
 
 namespace ckptio::detail {
+
+#if CKPTIO_FAULT_INJECTION
+
 namespace {
 
 struct FaultSpec {
@@ -60,5 +63,15 @@ void fault_point(std::string_view point, int rank) {
   }
   throw IoError("injected fault at " + std::string(point));
 }
+
+bool fault_injection_compiled() noexcept { return true; }
+
+#else  // a user's build: no way to kill the process from the environment
+
+void fault_point(std::string_view, int) {}
+
+bool fault_injection_compiled() noexcept { return false; }
+
+#endif
 
 }  // namespace ckptio::detail
