@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "core/fault.hpp"
 #include "io/save_transaction.hpp"
 #include "support/agreement.hpp"
 #include "support/test_state.hpp"
@@ -36,6 +37,10 @@ struct PhaseFault {
 
 class SavePhaseFaults : public ::testing::Test {
  protected:
+  void SetUp() override {
+    if (!detail::fault_injection_compiled())
+      GTEST_SKIP() << "fault injection is not compiled in (configure with -DCKPTIO_FAULT_INJECTION=ON)";
+  }
   void TearDown() override { detail::inject_save_fault_for_testing("", -1); }
 };
 

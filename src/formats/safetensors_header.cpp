@@ -83,24 +83,11 @@ const SafetensorsTensor* SafetensorsHeader::find(std::string_view name) const {
   return nullptr;
 }
 
-SafetensorsHeader parse_safetensors_header(const std::string& file, const unsigned char* prefix,
-                                           std::size_t prefix_size, std::uint64_t file_size) {
-  auto fail = [&](const std::string& what) -> void { throw FormatError(file + ": " + what); };
-  if (file_size < 8)
-    fail("file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte safetensors header length");
-  if (prefix_size < 8) fail("header length could not be read");
-  const std::uint64_t n = read_le64(prefix);
-  if (n > kSafetensorsMaxHeaderBytes)
-    fail("safetensors header length " + std::to_string(n) + " exceeds the limit of " +
-         std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
-  if (8 + n > file_size)
-    fail("safetensors header of " + std::to_string(n) + " bytes extends beyond the end of the file (" +
-         std::to_string(file_size) + " bytes)");
-  if (8 + n > prefix_size) fail("safetensors header could not be read");
-  const unsigned char* text = prefix + 8;
-  if (auto bad = invalid_utf8_at(text, n); bad != std::string::npos)
-    fail("safetensors header is not valid UTF-8 (byte " + std::to_string(bad) + " of the header)");
+namespace {
 
+// Parses the header text as untrusted JSON (see parse_safetensors_header).
+json parse_header_json(const std::string& file, const unsigned char* text, std::uint64_t n) {
+  auto fail = [&](const std::string& what) -> void { throw FormatError(file + ": " + what); };
   // Parsed without recursion, nesting bounded as serde_json (the reference's parser) bounds
   // it, refusing duplicate keys (nlohmann would keep the last one silently).
   using Problem = UntrustedJsonResult::Problem;
@@ -120,61 +107,55 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
         fail("tensor " + quoted_text(parsed_header.key) + " appears more than once in the header");
       fail("duplicate key " + quoted_text(parsed_header.key) + " in the safetensors header");
   }
-  const json doc = std::move(parsed_header.value);
-  if (!doc.is_object()) fail("safetensors header is not a JSON object");
+  if (!parsed_header.value.is_object()) fail("safetensors header is not a JSON object");
+  return std::move(parsed_header.value);
+}
 
-  SafetensorsHeader header;
-  header.header_bytes = n;
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "__metadata__") {
-      if (value.is_null()) continue;  // the reference reads null as "no metadata"
-      if (!value.is_object()) fail("__metadata__ is not a map of strings to strings");
-      for (const auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) fail("__metadata__ entry " + quoted_text(mk) + " is not a string");
-        header.metadata[mk] = mv.get<std::string>();
-      }
-      header.has_metadata = true;
-      continue;
-    }
-    const std::string where = "tensor " + quoted_text(key) + ": ";
-    if (!value.is_object()) fail(where + "entry is not a JSON object");
-    for (const char* field : {"dtype", "shape", "data_offsets"})
-      if (!value.contains(field)) fail(where + "missing field '" + field + "'");
-    for (const auto& [field, v] : value.items()) {
-      (void)v;
-      if (field != "dtype" && field != "shape" && field != "data_offsets")
-        fail(where + "unknown field " + quoted_text(field));
-    }
-    SafetensorsTensor t;
-    t.name = key;
-    const json& dtype = value["dtype"];
-    if (!dtype.is_string()) fail(where + "field 'dtype' is not a string");
-    const auto parsed = parse_dtype(dtype.get_ref<const std::string&>());
-    if (!parsed) fail(where + "unknown dtype " + quoted_text(dtype.get<std::string>()));
-    t.dtype = *parsed;
-    const json& shape = value["shape"];
-    if (!shape.is_array()) fail(where + "field 'shape' is not an array");
-    for (const auto& d : shape) {
-      if (d.is_number_integer() && !d.is_number_unsigned() && d.get<std::int64_t>() < 0)
-        fail(where + "shape " + shape_text(shape) + " has a negative dimension");
-      std::uint64_t dim = 0;
-      if (!as_u64(d, dim)) fail(where + "shape " + shape_text(shape) + " has a dimension that is not an integer");
-      if (dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        fail(where + "shape " + shape_text(shape) + " has a dimension that is too large");
-      t.shape.push_back(static_cast<std::int64_t>(dim));
-    }
-    const json& offsets = value["data_offsets"];
-    if (!offsets.is_array() || offsets.size() != 2 || !as_u64(offsets[0], t.begin) || !as_u64(offsets[1], t.end))
-      fail(where + "field 'data_offsets' is not an array of two non-negative integers");
-    header.tensors.push_back(std::move(t));
+// One tensor's entry of the header: its three fields, checked.
+SafetensorsTensor parse_tensor_entry(const std::string& file, const std::string& key, const json& value) {
+  auto fail = [&](const std::string& what) -> void { throw FormatError(file + ": " + what); };
+  const std::string where = "tensor " + quoted_text(key) + ": ";
+  if (!value.is_object()) fail(where + "entry is not a JSON object");
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    if (!value.contains(field)) fail(where + "missing field '" + field + "'");
+  for (const auto& [field, v] : value.items()) {
+    (void)v;
+    if (field != "dtype" && field != "shape" && field != "data_offsets")
+      fail(where + "unknown field " + quoted_text(field));
   }
+  SafetensorsTensor t;
+  t.name = key;
+  const json& dtype = value["dtype"];
+  if (!dtype.is_string()) fail(where + "field 'dtype' is not a string");
+  const auto parsed = parse_dtype(dtype.get_ref<const std::string&>());
+  if (!parsed) fail(where + "unknown dtype " + quoted_text(dtype.get<std::string>()));
+  t.dtype = *parsed;
+  const json& shape = value["shape"];
+  if (!shape.is_array()) fail(where + "field 'shape' is not an array");
+  for (const auto& d : shape) {
+    if (d.is_number_integer() && !d.is_number_unsigned() && d.get<std::int64_t>() < 0)
+      fail(where + "shape " + shape_text(shape) + " has a negative dimension");
+    std::uint64_t dim = 0;
+    if (!as_u64(d, dim)) fail(where + "shape " + shape_text(shape) + " has a dimension that is not an integer");
+    if (dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail(where + "shape " + shape_text(shape) + " has a dimension that is too large");
+    t.shape.push_back(static_cast<std::int64_t>(dim));
+  }
+  const json& offsets = value["data_offsets"];
+  if (!offsets.is_array() || offsets.size() != 2 || !as_u64(offsets[0], t.begin) || !as_u64(offsets[1], t.end))
+    fail(where + "field 'data_offsets' is not an array of two non-negative integers");
+  return t;
+}
 
-  // Offsets: sorted, contiguous from 0, each exactly elements x dtype size.
-  std::sort(header.tensors.begin(), header.tensors.end(), [](const auto& a, const auto& b) {
+// Offsets: sorted, contiguous from 0, each exactly elements x dtype size, ending where the
+// data section ends.
+void check_data_offsets(const std::string& file, std::vector<SafetensorsTensor>& tensors, std::uint64_t data_bytes) {
+  auto fail = [&](const std::string& what) -> void { throw FormatError(file + ": " + what); };
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) {
     return a.begin != b.begin ? a.begin < b.begin : (a.end != b.end ? a.end < b.end : a.name < b.name);
   });
   std::uint64_t expected = 0;
-  for (const auto& t : header.tensors) {
+  for (const auto& t : tensors) {
     const std::string where = "tensor " + quoted_text(t.name) + ": ";
     if (t.end < t.begin) fail(where + "data_offsets " + offsets_text(t.begin, t.end) + " end before they begin");
     if (t.begin > expected)
@@ -197,10 +178,48 @@ SafetensorsHeader parse_safetensors_header(const std::string& file, const unsign
            std::to_string(bytes));
     expected = t.end;
   }
-  const std::uint64_t data_bytes = file_size - 8 - n;
   if (data_bytes != expected)
     fail("the data section is " + std::to_string(data_bytes) + " bytes but the tensors end at byte " +
          std::to_string(expected) + (data_bytes < expected ? " (file truncated)" : " (trailing bytes)"));
+}
+
+}  // namespace
+
+SafetensorsHeader parse_safetensors_header(const std::string& file, const unsigned char* prefix,
+                                           std::size_t prefix_size, std::uint64_t file_size) {
+  auto fail = [&](const std::string& what) -> void { throw FormatError(file + ": " + what); };
+  if (file_size < 8)
+    fail("file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte safetensors header length");
+  if (prefix_size < 8) fail("header length could not be read");
+  const std::uint64_t n = read_le64(prefix);
+  if (n > kSafetensorsMaxHeaderBytes)
+    fail("safetensors header length " + std::to_string(n) + " exceeds the limit of " +
+         std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
+  if (8 + n > file_size)
+    fail("safetensors header of " + std::to_string(n) + " bytes extends beyond the end of the file (" +
+         std::to_string(file_size) + " bytes)");
+  if (8 + n > prefix_size) fail("safetensors header could not be read");
+  const unsigned char* text = prefix + 8;
+  if (auto bad = invalid_utf8_at(text, n); bad != std::string::npos)
+    fail("safetensors header is not valid UTF-8 (byte " + std::to_string(bad) + " of the header)");
+
+  const json doc = parse_header_json(file, text, n);
+  SafetensorsHeader header;
+  header.header_bytes = n;
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "__metadata__") {
+      if (value.is_null()) continue;  // the reference reads null as "no metadata"
+      if (!value.is_object()) fail("__metadata__ is not a map of strings to strings");
+      for (const auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) fail("__metadata__ entry " + quoted_text(mk) + " is not a string");
+        header.metadata[mk] = mv.get<std::string>();
+      }
+      header.has_metadata = true;
+      continue;
+    }
+    header.tensors.push_back(parse_tensor_entry(file, key, value));
+  }
+  check_data_offsets(file, header.tensors, file_size - 8 - n);
   return header;
 }
 

@@ -521,6 +521,224 @@ class Unpickler {
     fail_at("refusing to call '" + callable->text + "'");
   }
 
+  // ---- the opcodes, by what they do (parse() dispatches; each returns false for an opcode not its own) ----
+
+  // None, booleans, integers, floats, strings and bytes.
+  bool push_literal(std::uint8_t op) {
+    switch (op) {
+      case 'N':
+        push(make(Kind::None));
+        return true;
+      case 0x88:
+      case 0x89: {  // NEWTRUE, NEWFALSE
+        Value* v = make(Kind::Bool);
+        v->boolean = op == 0x88;
+        push(v);
+        return true;
+      }
+      case 'J':  // BININT
+        push(make_int(static_cast<std::int32_t>(static_cast<std::uint32_t>(read_le(4)))));
+        return true;
+      case 'K':  // BININT1
+        push(make_int(static_cast<std::int64_t>(read_le(1))));
+        return true;
+      case 'M':  // BININT2
+        push(make_int(static_cast<std::int64_t>(read_le(2))));
+        return true;
+      case 0x8a:  // LONG1
+        push(make_int(read_long(read_le(1))));
+        return true;
+      case 0x8b:  // LONG4
+        push(make_int(read_long(read_le(4))));
+        return true;
+      case 'G': {  // BINFLOAT (big-endian)
+        const std::uint8_t* p = take(8);
+        std::uint64_t u = 0;
+        for (int i = 0; i < 8; ++i) u = (u << 8) | p[i];
+        Value* v = make(Kind::Float);
+        v->real = std::bit_cast<double>(u);
+        push(v);
+        return true;
+      }
+      case 'X':  // BINUNICODE
+        push(make_string(read_bytes(read_le(4)), Kind::String));
+        return true;
+      case 0x8c:  // SHORT_BINUNICODE
+        push(make_string(read_bytes(read_le(1)), Kind::String));
+        return true;
+      case 0x8d:  // BINUNICODE8
+        push(make_string(read_bytes(read_le(8)), Kind::String));
+        return true;
+      case 'T':  // BINSTRING
+        push(make_string(read_bytes(read_le(4)), Kind::String));
+        return true;
+      case 'U':  // SHORT_BINSTRING
+        push(make_string(read_bytes(read_le(1)), Kind::String));
+        return true;
+      case 'B':  // BINBYTES
+        push(make_string(read_bytes(read_le(4)), Kind::Bytes));
+        return true;
+      case 'C':  // SHORT_BINBYTES
+        push(make_string(read_bytes(read_le(1)), Kind::Bytes));
+        return true;
+      case 0x8e:  // BINBYTES8
+        push(make_string(read_bytes(read_le(8)), Kind::Bytes));
+        return true;
+      default:
+        return false;
+    }
+  }
+  // Tuples, lists and dicts, and the opcodes that fill them.
+  bool build_container(std::uint8_t op) {
+    switch (op) {
+      case ')':
+        push(make(Kind::Tuple));
+        return true;
+      case 't':
+        push(make_tuple(pop_mark()));
+        return true;
+      case 0x85:
+      case 0x86:
+      case 0x87: {  // TUPLE1..3
+        std::vector<Value*> items(static_cast<std::size_t>(op - 0x84));
+        for (std::size_t i = items.size(); i-- > 0;) items[i] = pop();
+        push(make_tuple(std::move(items)));
+        return true;
+      }
+      case ']':
+        push(make(Kind::List));
+        return true;
+      case 'l': {
+        Value* v = make(Kind::List);
+        v->items = pop_mark();
+        push(v);
+        return true;
+      }
+      case 'a': {  // APPEND
+        Value* item = pop();
+        Value* list = top();
+        if (list->kind != Kind::List) fail_at("APPEND to a " + std::string(kind_name(list->kind)));
+        list->items.push_back(item);
+        return true;
+      }
+      case 'e': {  // APPENDS
+        std::vector<Value*> items = pop_mark();
+        Value* list = top();
+        if (list->kind != Kind::List) fail_at("APPENDS to a " + std::string(kind_name(list->kind)));
+        list->items.insert(list->items.end(), items.begin(), items.end());
+        return true;
+      }
+      case '}':
+        push(make(Kind::Dict));
+        return true;
+      case 'd': {  // DICT
+        std::vector<Value*> items = pop_mark();
+        if (items.size() % 2 != 0) fail_at("DICT with an odd number of items");
+        Value* d = make(Kind::Dict);
+        for (std::size_t i = 0; i < items.size(); i += 2) set_item(d, items[i], items[i + 1]);
+        push(d);
+        return true;
+      }
+      case 's': {  // SETITEM
+        Value* value = pop();
+        Value* key = pop();
+        set_item(top(), key, value);
+        return true;
+      }
+      case 'u': {  // SETITEMS
+        std::vector<Value*> items = pop_mark();
+        if (items.size() % 2 != 0) fail_at("SETITEMS with an odd number of items");
+        Value* d = top();
+        for (std::size_t i = 0; i < items.size(); i += 2) set_item(d, items[i], items[i + 1]);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  // The memo: values stored by index and fetched again.
+  bool use_memo(std::uint8_t op) {
+    switch (op) {
+      case 'q':  // BINPUT
+        memo_[read_le(1)] = top();
+        return true;
+      case 'r':  // LONG_BINPUT
+        memo_[read_le(4)] = top();
+        return true;
+      case 0x94:  // MEMOIZE
+        memo_[memo_.size()] = top();
+        return true;
+      case 'h':
+      case 'j': {  // BINGET, LONG_BINGET
+        const std::uint64_t index = read_le(op == 'h' ? 1 : 4);
+        const auto it = memo_.find(index);
+        if (it == memo_.end()) fail_at("memo entry " + std::to_string(index) + " is not defined");
+        push(it->second);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  // Globals, persistent ids (tensor storages), calls and object state: only what a weights-only state dict uses.
+  bool build_object(std::uint8_t op) {
+    switch (op) {
+      case 'c': {  // GLOBAL
+        std::string module = read_line();
+        std::string name = read_line();
+        push(global(module, name));
+        return true;
+      }
+      case 0x93: {  // STACK_GLOBAL
+        Value* name = pop();
+        Value* module = pop();
+        if (name->kind != Kind::String || module->kind != Kind::String) fail_at("STACK_GLOBAL needs two strings");
+        push(global(module->text, name->text));
+        return true;
+      }
+      case 'Q': {  // BINPERSID
+        push(persistent_load(pop()));
+        return true;
+      }
+      case 'R': {  // REDUCE
+        Value* args = pop();
+        Value* callable = pop();
+        push(call(callable, args));
+        return true;
+      }
+      case 0x81: {  // NEWOBJ: cls.__new__(cls, *args)
+        Value* args = pop();
+        Value* cls = pop();
+        if (cls->kind != Kind::Global || cls->global != GlobalId::OrderedDict || args->kind != Kind::Tuple ||
+            !args->items.empty()) {
+          fail_at("NEWOBJ is only allowed for OrderedDict()");
+        }
+        push(make(Kind::Dict));
+        return true;
+      }
+      case 'b': {  // BUILD: obj.__setstate__(state)
+        Value* state = pop();
+        Value* obj = top();
+        // An nn.Module state_dict is an OrderedDict whose state carries `_metadata`
+        // (module versions): not a tensor, not needed to load the weights.
+        if (obj->kind != Kind::Dict && obj->kind != Kind::Tensor) {
+          fail_at("BUILD on a " + std::string(kind_name(obj->kind)) + " is not allowed");
+        }
+        if (state->kind != Kind::Dict && state->kind != Kind::Tuple && state->kind != Kind::None) {
+          fail_at("BUILD with a " + std::string(kind_name(state->kind)) + " state is not allowed");
+        }
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  [[noreturn]] void unsupported_opcode(std::uint8_t op) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", op);
+    fail_at(std::string("unsupported pickle opcode ") + hex + " (not used by weights-only state dicts)");
+  }
+
   Value* parse() {
     if (data_.size() - pos_ < 2 || data_[pos_] != 0x80) {
       op_pos_ = pos_;
@@ -530,6 +748,7 @@ class Unpickler {
     while (true) {
       op_pos_ = pos_;
       const std::uint8_t op = *take(1);
+      if (push_literal(op) || build_container(op) || use_memo(op) || build_object(op)) continue;
       switch (op) {
         case 0x80: {  // PROTO
           const std::uint8_t proto = *take(1);
@@ -555,193 +774,8 @@ class Unpickler {
         case '2':  // DUP
           push(top());
           break;
-        case 'N':
-          push(make(Kind::None));
-          break;
-        case 0x88:
-        case 0x89: {  // NEWTRUE, NEWFALSE
-          Value* v = make(Kind::Bool);
-          v->boolean = op == 0x88;
-          push(v);
-          break;
-        }
-        case 'J':  // BININT
-          push(make_int(static_cast<std::int32_t>(static_cast<std::uint32_t>(read_le(4)))));
-          break;
-        case 'K':  // BININT1
-          push(make_int(static_cast<std::int64_t>(read_le(1))));
-          break;
-        case 'M':  // BININT2
-          push(make_int(static_cast<std::int64_t>(read_le(2))));
-          break;
-        case 0x8a:  // LONG1
-          push(make_int(read_long(read_le(1))));
-          break;
-        case 0x8b:  // LONG4
-          push(make_int(read_long(read_le(4))));
-          break;
-        case 'G': {  // BINFLOAT (big-endian)
-          const std::uint8_t* p = take(8);
-          std::uint64_t u = 0;
-          for (int i = 0; i < 8; ++i) u = (u << 8) | p[i];
-          Value* v = make(Kind::Float);
-          v->real = std::bit_cast<double>(u);
-          push(v);
-          break;
-        }
-        case 'X':  // BINUNICODE
-          push(make_string(read_bytes(read_le(4)), Kind::String));
-          break;
-        case 0x8c:  // SHORT_BINUNICODE
-          push(make_string(read_bytes(read_le(1)), Kind::String));
-          break;
-        case 0x8d:  // BINUNICODE8
-          push(make_string(read_bytes(read_le(8)), Kind::String));
-          break;
-        case 'T':  // BINSTRING
-          push(make_string(read_bytes(read_le(4)), Kind::String));
-          break;
-        case 'U':  // SHORT_BINSTRING
-          push(make_string(read_bytes(read_le(1)), Kind::String));
-          break;
-        case 'B':  // BINBYTES
-          push(make_string(read_bytes(read_le(4)), Kind::Bytes));
-          break;
-        case 'C':  // SHORT_BINBYTES
-          push(make_string(read_bytes(read_le(1)), Kind::Bytes));
-          break;
-        case 0x8e:  // BINBYTES8
-          push(make_string(read_bytes(read_le(8)), Kind::Bytes));
-          break;
-        case ')':
-          push(make(Kind::Tuple));
-          break;
-        case 't':
-          push(make_tuple(pop_mark()));
-          break;
-        case 0x85:
-        case 0x86:
-        case 0x87: {  // TUPLE1..3
-          std::vector<Value*> items(static_cast<std::size_t>(op - 0x84));
-          for (std::size_t i = items.size(); i-- > 0;) items[i] = pop();
-          push(make_tuple(std::move(items)));
-          break;
-        }
-        case ']':
-          push(make(Kind::List));
-          break;
-        case 'l': {
-          Value* v = make(Kind::List);
-          v->items = pop_mark();
-          push(v);
-          break;
-        }
-        case 'a': {  // APPEND
-          Value* item = pop();
-          Value* list = top();
-          if (list->kind != Kind::List) fail_at("APPEND to a " + std::string(kind_name(list->kind)));
-          list->items.push_back(item);
-          break;
-        }
-        case 'e': {  // APPENDS
-          std::vector<Value*> items = pop_mark();
-          Value* list = top();
-          if (list->kind != Kind::List) fail_at("APPENDS to a " + std::string(kind_name(list->kind)));
-          list->items.insert(list->items.end(), items.begin(), items.end());
-          break;
-        }
-        case '}':
-          push(make(Kind::Dict));
-          break;
-        case 'd': {  // DICT
-          std::vector<Value*> items = pop_mark();
-          if (items.size() % 2 != 0) fail_at("DICT with an odd number of items");
-          Value* d = make(Kind::Dict);
-          for (std::size_t i = 0; i < items.size(); i += 2) set_item(d, items[i], items[i + 1]);
-          push(d);
-          break;
-        }
-        case 's': {  // SETITEM
-          Value* value = pop();
-          Value* key = pop();
-          set_item(top(), key, value);
-          break;
-        }
-        case 'u': {  // SETITEMS
-          std::vector<Value*> items = pop_mark();
-          if (items.size() % 2 != 0) fail_at("SETITEMS with an odd number of items");
-          Value* d = top();
-          for (std::size_t i = 0; i < items.size(); i += 2) set_item(d, items[i], items[i + 1]);
-          break;
-        }
-        case 'q':  // BINPUT
-          memo_[read_le(1)] = top();
-          break;
-        case 'r':  // LONG_BINPUT
-          memo_[read_le(4)] = top();
-          break;
-        case 0x94:  // MEMOIZE
-          memo_[memo_.size()] = top();
-          break;
-        case 'h':
-        case 'j': {  // BINGET, LONG_BINGET
-          const std::uint64_t index = read_le(op == 'h' ? 1 : 4);
-          const auto it = memo_.find(index);
-          if (it == memo_.end()) fail_at("memo entry " + std::to_string(index) + " is not defined");
-          push(it->second);
-          break;
-        }
-        case 'c': {  // GLOBAL
-          std::string module = read_line();
-          std::string name = read_line();
-          push(global(module, name));
-          break;
-        }
-        case 0x93: {  // STACK_GLOBAL
-          Value* name = pop();
-          Value* module = pop();
-          if (name->kind != Kind::String || module->kind != Kind::String) fail_at("STACK_GLOBAL needs two strings");
-          push(global(module->text, name->text));
-          break;
-        }
-        case 'Q': {  // BINPERSID
-          push(persistent_load(pop()));
-          break;
-        }
-        case 'R': {  // REDUCE
-          Value* args = pop();
-          Value* callable = pop();
-          push(call(callable, args));
-          break;
-        }
-        case 0x81: {  // NEWOBJ: cls.__new__(cls, *args)
-          Value* args = pop();
-          Value* cls = pop();
-          if (cls->kind != Kind::Global || cls->global != GlobalId::OrderedDict || args->kind != Kind::Tuple ||
-              !args->items.empty()) {
-            fail_at("NEWOBJ is only allowed for OrderedDict()");
-          }
-          push(make(Kind::Dict));
-          break;
-        }
-        case 'b': {  // BUILD: obj.__setstate__(state)
-          Value* state = pop();
-          Value* obj = top();
-          // An nn.Module state_dict is an OrderedDict whose state carries `_metadata`
-          // (module versions): not a tensor, not needed to load the weights.
-          if (obj->kind != Kind::Dict && obj->kind != Kind::Tensor) {
-            fail_at("BUILD on a " + std::string(kind_name(obj->kind)) + " is not allowed");
-          }
-          if (state->kind != Kind::Dict && state->kind != Kind::Tuple && state->kind != Kind::None) {
-            fail_at("BUILD with a " + std::string(kind_name(state->kind)) + " state is not allowed");
-          }
-          break;
-        }
-        default: {
-          char hex[8];
-          std::snprintf(hex, sizeof hex, "0x%02x", op);
-          fail_at(std::string("unsupported pickle opcode ") + hex + " (not used by weights-only state dicts)");
-        }
+        default:
+          unsupported_opcode(op);
       }
     }
   }

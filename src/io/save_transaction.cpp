@@ -32,6 +32,7 @@ std::optional<InjectedFault>& injected() {
 
 void save_fault_point(std::string_view point, int rank) {
   fault_point(point, rank);
+  if (!fault_injection_compiled()) return;  // a user build carries no fault switch
   {
     const std::lock_guard lock(injected_mutex());
     auto& fault = injected();
@@ -42,6 +43,8 @@ void save_fault_point(std::string_view point, int rank) {
 }
 
 void inject_save_fault_for_testing(std::string point, int rank) {
+  if (!fault_injection_compiled() && !point.empty())
+    throw UsageError("fault injection is not compiled in (configure with -DCKPTIO_FAULT_INJECTION=ON)");
   const std::lock_guard lock(injected_mutex());
   if (point.empty())
     injected().reset();

@@ -102,6 +102,7 @@ void save_fault_point(std::string_view point, int rank);
 
 // Tests that walk every phase in one process: the next save that reaches `point` on `rank`
 // (-1: every rank) throws IoError "injected fault at <point>", once. An empty point clears it.
+// Only in a build with CKPTIO_FAULT_INJECTION; elsewhere a point is refused with UsageError.
 void inject_save_fault_for_testing(std::string point, int rank);
 
 }  // namespace ckptio::detail
