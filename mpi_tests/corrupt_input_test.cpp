@@ -109,6 +109,7 @@ std::string load_outcome(CheckpointIO& io, const fs::path& file) {
 }
 
 TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();

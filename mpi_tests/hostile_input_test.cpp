@@ -191,6 +191,7 @@ TEST(HostileInput, LoadLatestFallsBackFromAMalformedLatestLoudly) {
 }
 
 TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   Watchdog watchdog;
   SharedTempDir dir;
   // "solo" is loaded by rank 0 only: an external link there made H5Dopen start a collective
@@ -253,6 +254,7 @@ TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
 }
 
 TEST(HostileInput, ADuplicatedPieceCannotHideAHole) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   Watchdog watchdog;
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());

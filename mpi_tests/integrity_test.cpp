@@ -89,6 +89,7 @@ TEST(Integrity, OneLargePieceLoadedInPartsIsVerifiedChunkByChunk) {
 }
 
 TEST(Integrity, FlippedDataByteIsAnAgreedIntegrityErrorAndLoadLatestFallsBack) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   TestState state(kSaved, world_rank(), world_size());
   state.fill();

@@ -57,6 +57,7 @@ std::string check_with_hdf5(const std::filesystem::path& file, const std::vector
 }
 
 TEST(SmallIo, ManySmallTensorsBitExact) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   const int rank = world_rank(), ranks = world_size();
   const auto specs = small_specs(false);

@@ -30,6 +30,24 @@ class SharedTempDir {
   std::filesystem::path path_;
 };
 
+// Sets an environment variable for its lifetime (every rank must construct it alike).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+// For tests that open, damage or replace the dataset of one tensor: small tensors are then
+// written as datasets of their own (format version 1) instead of being packed.
+inline constexpr const char* kUnpackedEnv = "CKPTIO_PACK_MAX_BYTES";
+
 enum class Layout {
   Replicated,     // every rank holds the whole tensor
   Dim0Blocks,     // balanced (uneven) blocks along dimension 0

@@ -50,6 +50,12 @@ BlobRecord blob_record(const json& j, const std::string& file, const std::string
 
 }  // namespace
 
+int index_format_version(const ContainerIndex& index) {
+  for (const auto& t : index.tensors)
+    if (t.packed_offset) return kFormatVersion;
+  return kFormatVersionUnpacked;
+}
+
 std::string encode_index(const ContainerIndex& index) {
   json tensors = json::array();
   for (const auto& t : index.tensors) {
@@ -64,16 +70,18 @@ std::string encode_index(const ContainerIndex& index) {
       }
       pieces.push_back(std::move(piece));
     }
-    tensors.push_back({{"group", t.group},
-                       {"name", t.name},
-                       {"dtype", std::string(dtype_name(t.dtype))},
-                       {"shape", t.shape},
-                       {"pieces", std::move(pieces)}});
+    json entry = {{"group", t.group},
+                  {"name", t.name},
+                  {"dtype", std::string(dtype_name(t.dtype))},
+                  {"shape", t.shape},
+                  {"pieces", std::move(pieces)}};
+    if (t.packed_offset) entry["packed"] = {{"offset", *t.packed_offset}};
+    tensors.push_back(std::move(entry));
   }
   json blobs = json::array();
   for (const auto& b : index.rank_blobs) blobs.push_back(blob_json(b));
   json j = {{"format", kFormatName},
-            {"format_version", kFormatVersion},
+            {"format_version", index_format_version(index)},
             {"world_size", index.world_size},
             {"tensors", std::move(tensors)},
             {"running_state", blob_json(index.running_state)},
@@ -126,6 +134,13 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
         bad(file, where + " has shape " + shape_to_string(it.shape) + ", whose byte count overflows 64 bits");
     } catch (const UsageError&) {
       bad(file, where + " has shape " + shape_to_string(it.shape) + ", whose element count overflows 64 bits");
+    }
+    if (t.contains("packed")) {
+      const auto& packed = t["packed"];
+      if (!packed.is_object() || !packed.contains("offset") || !packed["offset"].is_number_unsigned() ||
+          packed["offset"].get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        bad(file, where + " has a malformed 'packed' record (expected {\"offset\": bytes})");
+      it.packed_offset = packed["offset"].get<std::uint64_t>();
     }
     if (!t.contains("pieces") || !t["pieces"].is_array()) bad(file, where + " has no piece list");
     for (const auto& p : t["pieces"]) {

@@ -1,5 +1,6 @@
 #include "io/file_tuning.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 
@@ -34,6 +35,17 @@ h5::FileTuning file_tuning(const CheckpointOptions& options) {
       tuning.direct_io = false;
     else
       throw UsageError("CKPTIO_DIRECT_IO: '" + value + "' is not 0 or 1");
+  }
+  // Which tensors are packed (docs/FORMAT.md, format version 2): at most this many bytes;
+  // 0 packs none and writes format version 1, which ckptio releases before packing read.
+  if (const char* env = std::getenv("CKPTIO_PACK_MAX_BYTES")) {
+    const std::string value = env;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long bytes = std::strtoull(value.c_str(), &end, 10);
+    if (value.empty() || value[0] == '-' || *end != '\0' || errno != 0 || bytes > (1ull << 40))
+      throw UsageError("CKPTIO_PACK_MAX_BYTES: '" + value + "' is not a byte count from 0 to 2^40");
+    tuning.packed_tensor_max_bytes = bytes;
   }
   // Direct writes of a piece whose file address and memory address differ modulo 4 KiB go
   // through a bounce buffer, a copy of every byte. Unless asked otherwise, large datasets
