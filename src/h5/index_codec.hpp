@@ -48,7 +48,10 @@ struct ContainerIndex {
 
 // Format version 2 when a tensor is packed, else 1 (the version the root attribute states).
 int index_format_version(const ContainerIndex& index);
+// Compact JSON, keys sorted: the bytes nlohmann::json::dump() gives for the same document
+// (encode_index_as_document, kept as the reference), written directly.
 std::string encode_index(const ContainerIndex& index);
+std::string encode_index_as_document(const ContainerIndex& index);
 // Validates everything it reads (groups, names, dtypes, shapes, pieces inside the shape,
 // checksums as 16 hex digits, one chunk checksum per chunk, one blob per rank); throws
 // FormatError naming `file`. Whether packed tensors lie inside their packed dataset is
