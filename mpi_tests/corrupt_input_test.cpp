@@ -164,7 +164,7 @@ TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
       H5Fclose(f);
     }
     cases.push_back({"future.h5",
-                     "has container format version 99; this ckptio reads versions 1 to 1 (written by a "
+                     "has container format version 99; this ckptio reads versions 1 to 2 (written by a "
                      "newer ckptio: upgrade to read it)"});
   }
   // Send the case list to every rank.

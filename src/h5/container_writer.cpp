@@ -163,7 +163,7 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
     target.shape = s.shape;
     target.esz = dtype_size(s.dtype);
     const auto bytes = static_cast<std::uint64_t>(element_count(s.shape)) * target.esz;
-    if (bytes > packed_max_bytes_) continue;
+    if (packed_max_bytes_ == 0 || bytes > packed_max_bytes_) continue;  // 0: none, not even empty ones
     auto g = std::find(packed_groups.begin(), packed_groups.end(), s.group);
     if (g == packed_groups.end()) {
       packed_groups.push_back(s.group);

@@ -137,7 +137,7 @@ class H5pyReadsContainerTest(unittest.TestCase):
             with self.subTest(group=tensor["group"], name=tensor["name"], dtype=dtype):
                 read = np.asarray(self.doc["tensor"](tensor["group"], tensor["name"]))
                 if dtype == "BF16":  # as the snippet's comment says
-                    read = (read.astype("<u4") << 16).view("<f4")
+                    read = np.left_shift(read.astype("<u4"), np.uint32(16)).reshape(-1).view("<f4").reshape(read.shape)
                 read = read.reshape(-1).tolist()
                 if dtype in FLOAT8:
                     read = [decode_float8(bits, *FLOAT8[dtype]) for bits in read]
