@@ -125,6 +125,51 @@ BENCHMARK(BM_IndexWithManyPieces)
     ->Unit(benchmark::kMillisecond)
     ->Complexity(benchmark::oNLogN);
 
+// The index of a mixture-of-experts state: n packed tensors of 4 pieces each (4 ranks),
+// encoded by a save and decoded by every loading rank. What is left per tensor once HDF5
+// no longer creates or opens a dataset per tensor (docs/PERFORMANCE.md, "Many tensors").
+ckptio::detail::h5::ContainerIndex packed_index(std::int64_t n) {
+  ckptio::detail::h5::ContainerIndex index;
+  index.world_size = 4;
+  index.chunk_bytes = 1 << 20;
+  index.rank_blobs.resize(4);
+  for (std::int64_t t = 0; t < n; ++t) {
+    ckptio::detail::h5::IndexTensor tensor{
+        "model",
+        "layers." + std::to_string(t / 768) + ".experts." + std::to_string(t % 256) + ".w" + std::to_string(t % 3),
+        ckptio::DType::F32,
+        {64, 16},
+        {},
+        static_cast<std::uint64_t>(t) * 4096};
+    for (int r = 0; r < 4; ++r) tensor.pieces.push_back({Block{{16 * r, 0}, {16, 16}}, r, 0x0123456789abcdefull, {}});
+    index.tensors.push_back(std::move(tensor));
+  }
+  return index;
+}
+
+void BM_EncodePackedIndex(benchmark::State& state) {
+  const auto index = packed_index(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(ckptio::detail::h5::encode_index(index));
+  state.SetComplexityN(state.range(0));
+}
+BENCHMARK(BM_EncodePackedIndex)
+    ->RangeMultiplier(10)
+    ->Range(10'000, 100'000)
+    ->Unit(benchmark::kMillisecond)
+    ->Complexity(benchmark::oN);
+
+void BM_DecodePackedIndex(benchmark::State& state) {
+  const std::string json = ckptio::detail::h5::encode_index(packed_index(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(ckptio::detail::h5::decode_index(json, "bench.h5"));
+  state.SetComplexityN(state.range(0));
+  state.counters["json_bytes"] = static_cast<double>(json.size());
+}
+BENCHMARK(BM_DecodePackedIndex)
+    ->RangeMultiplier(10)
+    ->Range(10'000, 100'000)
+    ->Unit(benchmark::kMillisecond)
+    ->Complexity(benchmark::oN);
+
 }  // namespace
 
 BENCHMARK_MAIN();

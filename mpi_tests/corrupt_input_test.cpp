@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -109,6 +110,7 @@ std::string load_outcome(CheckpointIO& io, const fs::path& file) {
 }
 
 TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();
@@ -163,7 +165,7 @@ TEST(CorruptInput, EveryDamagedFileGivesAnAgreedErrorNeverACrashOrHang) {
       H5Fclose(f);
     }
     cases.push_back({"future.h5",
-                     "has container format version 99; this ckptio reads versions 1 to 1 (written by a "
+                     "has container format version 99; this ckptio reads versions 1 to 2 (written by a "
                      "newer ckptio: upgrade to read it)"});
   }
   // Send the case list to every rank.

@@ -180,7 +180,7 @@ TEST_F(LoadErrors, FutureFormatVersionIsRefused) {
   MPI_Barrier(MPI_COMM_WORLD);
   CheckpointIO io(MPI_COMM_WORLD, dir_.path());
   const auto msg = expect_agreed_error<FormatError>([&] { io.load(future, Snapshot{}); });
-  EXPECT_TRUE(has_substr(msg, future.string() + " has container format version 99; this ckptio reads versions 1 to 1 "
+  EXPECT_TRUE(has_substr(msg, future.string() + " has container format version 99; this ckptio reads versions 1 to 2 "
                                                 "(written by a newer ckptio: upgrade to read it)"))
       << msg;
 }

@@ -22,6 +22,7 @@ haddr_t dataset_offset(const std::filesystem::path& file, const char* dataset) {
 }
 
 TEST(FileTuning, AlignedDatasetsWithHintsRoundTrip) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   const std::vector<TensorSpec> specs = {{"model", "a", DType::F32, {100, 300}, Layout::Dim0Blocks},
                                          {"model", "small", DType::F32, {10}, Layout::Replicated},

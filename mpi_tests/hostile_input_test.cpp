@@ -20,6 +20,7 @@
 
 #include "core/checksum.hpp"
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -191,6 +192,7 @@ TEST(HostileInput, LoadLatestFallsBackFromAMalformedLatestLoudly) {
 }
 
 TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   Watchdog watchdog;
   SharedTempDir dir;
   // "solo" is loaded by rank 0 only: an external link there made H5Dopen start a collective
@@ -253,6 +255,7 @@ TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
 }
 
 TEST(HostileInput, ADuplicatedPieceCannotHideAHole) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   Watchdog watchdog;
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());

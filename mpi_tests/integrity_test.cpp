@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
@@ -89,6 +90,7 @@ TEST(Integrity, OneLargePieceLoadedInPartsIsVerifiedChunkByChunk) {
 }
 
 TEST(Integrity, FlippedDataByteIsAnAgreedIntegrityErrorAndLoadLatestFallsBack) {
+  const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
   SharedTempDir dir;
   TestState state(kSaved, world_rank(), world_size());
   state.fill();

@@ -6,25 +6,11 @@
 
 #include "io/options_env.hpp"
 #include "support/agreement.hpp"
+#include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
 namespace {
-
-// Sets (or, for nullptr, unsets) an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (value)
-      ::setenv(name, value, 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() { ::unsetenv(name_); }
-
- private:
-  const char* name_;
-};
 
 TEST(OptionsEnvironment, RankZerosValuesFillTheDefaultsOnEveryRank) {
   const int rank = world_rank();

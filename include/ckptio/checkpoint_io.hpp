@@ -47,6 +47,12 @@ struct CheckpointOptions {
   // are durable at the commit either way (the file is fsynced). Unset: the environment
   // variable CKPTIO_DIRECT_IO (1 or 0) decides, else on. A value set here wins over it.
   std::optional<bool> direct_io;
+  // Tensors of at most this many bytes share one packed byte dataset per group instead of a
+  // dataset each (container format version 2, docs/FORMAT.md: far less metadata per tensor
+  // for models with many small tensors). 0: no packing, the file is format version 1, which
+  // older ckptio releases read. Unset: the environment variable CKPTIO_PACK_MAX_BYTES
+  // decides, else 1 MiB. A value set here wins over it.
+  std::optional<std::uint64_t> pack_max_bytes;
   // Also export this group ("model", "optimizer" or "ema"; empty: none) at every save, as
   // <root>/epoch{E}-global_step{G}.<group>.safetensors beside the container. It is written
   // and renamed into place before the container is committed (a failed export fails the

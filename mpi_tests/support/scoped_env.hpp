@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace ckptio::test {
 
@@ -16,6 +17,9 @@ class ScopedEnv {
     if (const char* old = std::getenv(name_.c_str())) old_ = old;
     set(value);
   }
+  // The same with a C string; nullptr unsets it.
+  ScopedEnv(std::string name, const char* value)
+      : ScopedEnv(std::move(name), value ? std::optional<std::string>(value) : std::nullopt) {}
   ~ScopedEnv() { apply(old_); }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;

@@ -30,6 +30,10 @@ class SharedTempDir {
   std::filesystem::path path_;
 };
 
+// For tests that open, damage or replace the dataset of one tensor: small tensors are then
+// written as datasets of their own (format version 1) instead of being packed.
+inline constexpr const char* kUnpackedEnv = "CKPTIO_PACK_MAX_BYTES";
+
 enum class Layout {
   Replicated,     // every rank holds the whole tensor
   Dim0Blocks,     // balanced (uneven) blocks along dimension 0

@@ -60,6 +60,7 @@ void bind_checkpoint_io(py::module_& m) {
       .def_readwrite("mpi_io_hints", &CheckpointOptions::mpi_io_hints)
       .def_readwrite("alignment", &CheckpointOptions::alignment)
       .def_readwrite("direct_io", &CheckpointOptions::direct_io)
+      .def_readwrite("pack_max_bytes", &CheckpointOptions::pack_max_bytes)
       .def_readwrite("export_safetensors", &CheckpointOptions::export_safetensors)
       .def_property(
           "export_dtype",

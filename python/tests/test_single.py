@@ -1,6 +1,7 @@
 """The Python package on one rank: every dtype bit-exact from torch and numpy, zero copy,
 running state and blobs, save_async, the GIL, the errors, export/load_checkpoint/verify/inspect."""
 
+import json
 import os
 import pathlib
 
@@ -199,7 +200,11 @@ def test_a_corrupted_piece_is_an_integrity_error(comm, shared_dir):
     with ckptio.CheckpointIO(comm, shared_dir) as io:
         path = io.save(ckptio.Snapshot(model={"w": torch.arange(1000, dtype=torch.float32)}))
     with h5py.File(path, "r+") as f:
-        f["model/w"][5] = -1.0
+        # A small tensor is packed (docs/FORMAT.md): element 5 of model/w lies at its offset.
+        index = json.loads(bytes(f["_ckptio/index"][...]))
+        (entry,) = [t for t in index["tensors"] if t["group"] == "model" and t["name"] == "w"]
+        begin = entry["packed"]["offset"] + 5 * 4
+        f["_ckptio/packed/model"][begin:begin + 4] = np.frombuffer(np.float32(-1.0).tobytes(), dtype="u1")
     with ckptio.CheckpointIO(comm, shared_dir) as io:
         with pytest.raises(ckptio.IntegrityError, match="model/w"):
             io.load(path, ckptio.Snapshot(model={"w": torch.zeros(1000)}))

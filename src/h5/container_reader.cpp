@@ -74,18 +74,35 @@ class ContainerReader::Impl {
   void close();
 
  private:
-  struct OpenDataset {
+  struct PackedDataset {
     Handle dataset;
+    std::uint64_t bytes = 0;
+    std::optional<std::uint64_t> address;  // of the raw data, when it can be read directly
+  };
+  struct PackedTensor {
+    PackedDataset* packed = nullptr;
+    std::uint64_t offset = 0;
+    DType dtype = DType::F32;
+    Shape shape;
+  };
+  struct OpenDataset {
+    Handle dataset;  // none for a packed tensor
     Handle type;
     std::optional<std::uint64_t> address;  // of the raw data, when it can be read directly
     Shape shape;
     std::size_t esz = 0;
+    const PackedTensor* packed = nullptr;
   };
   struct Window {
     std::uint64_t begin = 0, end = 0;  // file addresses
     std::vector<char> data;            // empty until first used
   };
   void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
+  // Records where the index's packed tensors lie, after checking that each lies inside its
+  // group's packed dataset.
+  void locate_packed(const ContainerIndex& index);
+  PackedDataset& packed_dataset(const std::string& group);
+  void read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes, char* out);
   void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
   OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
   Handle open_dataset(const char* path);
@@ -110,7 +127,9 @@ class ContainerReader::Impl {
   int format_version_ = 0;
   RootAttributes attributes_;
   std::map<std::string, OpenDataset> tensors_;
-  std::map<std::string, Handle> groups_;  // tensor groups, opened once
+  std::map<std::string, Handle> groups_;                  // tensor groups, opened once
+  std::map<std::string, PackedDataset> packed_datasets_;  // by group
+  std::map<std::string, PackedTensor> packed_tensors_;    // by "/group/name"
   RawFile raw_file_;
   std::uint64_t end_of_file_ = 0;
   std::vector<Window> windows_;  // sorted, disjoint
@@ -225,6 +244,8 @@ void ContainerReader::Impl::read_header() {
 ContainerReader::Impl::~Impl() {
   windows_.clear();
   tensors_.clear();
+  packed_tensors_.clear();
+  packed_datasets_.clear();
   groups_.clear();
   file_.reset();
 }
@@ -303,6 +324,7 @@ ContainerIndex ContainerReader::Impl::read_index(std::uint64_t max_bytes) {
   const std::string json_text = read_bytes(kIndexDataset, max_bytes);
   check_index_checksum(attributes_, json_text, path_);
   ContainerIndex index = decode_index(json_text, path_);
+  locate_packed(index);
   if (end_of_file_ == 0) return index;
   // Every dataset is contiguous in this file (check_storage): what the index declares must fit.
   const std::uint64_t declared = declared_data_bytes(index);
@@ -311,6 +333,61 @@ ContainerIndex ContainerReader::Impl::read_index(std::uint64_t max_bytes) {
                       " bytes of tensors, running state and rank blobs, more than the file's " +
                       std::to_string(end_of_file_) + " bytes: damaged or truncated");
   return index;
+}
+
+ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_dataset(const std::string& group) {
+  if (auto it = packed_datasets_.find(group); it != packed_datasets_.end()) return it->second;
+  const std::string where = std::string(kPackedGroup) + "/" + group;
+  PackedDataset packed;
+  packed.dataset = open_dataset(where.c_str());
+  Handle type = checked(H5Dget_type(packed.dataset.get()), "get type of " + where);
+  Handle space = checked(H5Dget_space(packed.dataset.get()), "get dataspace of " + where);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
+      H5Sget_simple_extent_ndims(space.get()) != 1 || n < 0)
+    throw FormatError(path_ + ": " + where + " is not a 1-D byte dataset");
+  packed.bytes = static_cast<std::uint64_t>(n);
+  if (raw_file_.usable() && packed.bytes > 0) {
+    packed.address = raw_data_address(packed.dataset.get());
+    if (packed.address && (*packed.address > end_of_file_ || packed.bytes > end_of_file_ - *packed.address))
+      packed.address.reset();
+  }
+  return packed_datasets_.emplace(group, std::move(packed)).first->second;
+}
+
+void ContainerReader::Impl::locate_packed(const ContainerIndex& index) {
+  packed_tensors_.clear();
+  for (const auto& t : index.tensors) {
+    if (!t.packed_offset) continue;
+    const std::string where = "/" + t.group + "/" + t.name;
+    if (format_version_ < 2)
+      throw FormatError(path_ + ": tensor " + where + " is packed, which container format version " +
+                        std::to_string(format_version_) + " does not have");
+    PackedDataset& packed = reading(path_, [&]() -> PackedDataset& { return packed_dataset(t.group); });
+    // decode_index checked that the byte count fits in 63 bits, and the offset too.
+    const auto bytes = static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype);
+    const std::uint64_t offset = *t.packed_offset;
+    if (offset > packed.bytes || bytes > packed.bytes - offset)
+      throw FormatError(path_ + ": tensor " + where + " claims bytes [" + std::to_string(offset) + ", " +
+                        std::to_string(offset + bytes) + ") of " + kPackedGroup + "/" + t.group + ", which holds " +
+                        std::to_string(packed.bytes) + " bytes: damaged");
+    packed_tensors_[where] = PackedTensor{&packed, offset, t.dtype, t.shape};
+  }
+}
+
+void ContainerReader::Impl::read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes,
+                                        char* out) {
+  if (bytes == 0) return;
+  if (tensor.packed->address) {
+    read_raw(*tensor.packed->address + tensor.offset + offset, bytes, out);
+    return;
+  }
+  const hid_t dset = tensor.packed->dataset.get();
+  Handle space = checked(H5Dget_space(dset), "get dataspace");
+  select_block(space.get(),
+               Block{{static_cast<std::int64_t>(tensor.offset + offset)}, {static_cast<std::int64_t>(bytes)}});
+  Handle mem = make_dataspace({static_cast<std::int64_t>(bytes)}, "memory dataspace");
+  check(H5Dread(dset, H5T_NATIVE_UCHAR, mem.get(), space.get(), H5P_DEFAULT, out), "read packed tensors of " + path_);
 }
 
 std::string ContainerReader::Impl::read_bytes_range(const char* path, std::uint64_t offset, std::uint64_t bytes) {
@@ -354,6 +431,18 @@ ContainerReader::Impl::OpenDataset& ContainerReader::Impl::open_tensor(const std
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
+  if (auto packed = packed_tensors_.find(where); packed != packed_tensors_.end()) {
+    const PackedTensor& p = packed->second;
+    if (p.dtype != dtype || p.shape != shape)
+      throw FormatError("tensor " + where + " in " + path_ + " is packed as " + std::string(dtype_name(p.dtype)) + " " +
+                        shape_to_string(p.shape) + ", not as " + std::string(dtype_name(dtype)) + " " +
+                        shape_to_string(shape));
+    ds.packed = &p;
+    ds.shape = shape;
+    ds.esz = dtype_size(dtype);
+    if (p.packed->address) ds.address = *p.packed->address + p.offset;  // inside the file: packed_dataset
+    return tensors_.emplace(where, std::move(ds)).first->second;
+  }
   ds.dataset = open_dataset_in(tensor_group(group, where), name.c_str(), where);
   ds.type = datatype_for(dtype);
   Handle file_type = checked(H5Dget_type(ds.dataset.get()), "get type of " + where);
@@ -450,6 +539,19 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
       return;
     }
   }
+  if (ds.packed) {
+    if (block.count.size() != ds.shape.size() || block.offset.size() != ds.shape.size())
+      throw UsageError("read_block: the block's rank differs from the tensor's");
+    for (std::size_t d = 0; d < ds.shape.size(); ++d)
+      if (block.offset[d] < 0 || block.count[d] < 0 || block.offset[d] > ds.shape[d] ||
+          block.count[d] > ds.shape[d] - block.offset[d])
+        throw UsageError("read_block: block " + describe_block(block) + " lies outside /" + group + "/" + name);
+    char* bytes = static_cast<char*>(out);
+    for_each_run(ds.shape, block, ds.esz, [&](std::uint64_t at, std::uint64_t to, std::uint64_t n) {
+      read_packed(*ds.packed, at, n, bytes + to);
+    });
+    return;
+  }
   const std::string where = "/" + group + "/" + name;
   if (block.count.empty()) {
     check(H5Dread(ds.dataset.get(), ds.type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "read " + where);
@@ -465,6 +567,8 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
 void ContainerReader::Impl::close() {
   windows_.clear();
   tensors_.clear();
+  packed_tensors_.clear();
+  packed_datasets_.clear();
   groups_.clear();
   std::string error;
   if (!file_.close(&error)) throw IoError("close " + path_ + ": " + error);

@@ -6,6 +6,7 @@
 
 #include "ckptio/error.hpp"
 #include "core/log.hpp"
+#include "core/piece_math.hpp"
 #include "h5/container_format.hpp"
 #include "h5/h5_handle.hpp"
 #include "h5/h5_types.hpp"
@@ -72,6 +73,7 @@ class ContainerWriter::Impl {
   void write_u64(const char* path, const std::vector<std::uint64_t>& values);
   void write_root_attributes(const RootAttributes& attrs);
   void close();
+  std::optional<std::uint64_t> packed_offset(std::size_t index) const { return raw_targets_.at(index).packed_offset; }
 
  private:
   Handle file_;
@@ -82,8 +84,18 @@ class ContainerWriter::Impl {
     std::optional<std::uint64_t> address;  // of the raw data, when it can be written directly
     Shape shape;
     std::size_t esz = 0;
+    std::optional<std::uint64_t> packed_offset;  // in packed_[packed_group]
+    std::size_t packed_group = 0;
   };
+  // Writes `bytes` at `offset` of a packed dataset: through MPI-IO when it can, else HDF5.
+  void write_packed(std::size_t group, std::uint64_t offset, const void* data, std::uint64_t bytes);
   std::vector<RawTarget> raw_targets_;  // parallel to datasets_
+  struct PackedDataset {
+    Handle dataset;
+    std::optional<std::uint64_t> address;
+  };
+  std::vector<PackedDataset> packed_;  // one per group with packed tensors
+  std::uint64_t packed_max_bytes_ = 0;
   RawFile raw_file_;
   std::optional<CoalescingWriter> coalescing_;
   std::vector<Handle> groups_;
@@ -92,7 +104,8 @@ class ContainerWriter::Impl {
   std::string path_;
 };
 
-ContainerWriter::Impl::Impl(MPI_Comm comm, const std::string& path, const FileTuning& tuning) : path_(path) {
+ContainerWriter::Impl::Impl(MPI_Comm comm, const std::string& path, const FileTuning& tuning)
+    : packed_max_bytes_(tuning.packed_tensor_max_bytes), path_(path) {
   silence_hdf5_errors();
   Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
   const InfoHints hints(tuning.mpi_io_hints);  // HDF5 copies the info
@@ -121,6 +134,7 @@ ContainerWriter::Impl::~Impl() {
   // Normal paths call close(); this only runs when unwinding, where every rank unwinds
   // through the same agreed failure, so the collective close still matches.
   datasets_.clear();
+  packed_.clear();
   byte_datasets_.clear();
   groups_.clear();
   datatypes_.clear();
@@ -139,9 +153,51 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
   // Every element is written by some rank, so the fill pass (~40% of write time) is waste.
   check(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "set fill time");
   check(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "set allocation time");
-  datasets_.reserve(specs.size());
-  datatypes_.reserve(specs.size());
-  for (const auto& s : specs) {
+  // Small tensors first: their places in the packed datasets of their groups.
+  raw_targets_.resize(specs.size());
+  std::vector<std::string> packed_groups;  // in order of first appearance
+  std::vector<std::uint64_t> packed_bytes;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    RawTarget& target = raw_targets_[i];
+    target.shape = s.shape;
+    target.esz = dtype_size(s.dtype);
+    const auto bytes = static_cast<std::uint64_t>(element_count(s.shape)) * target.esz;
+    if (packed_max_bytes_ == 0 || bytes > packed_max_bytes_) continue;  // 0: none, not even empty ones
+    auto g = std::find(packed_groups.begin(), packed_groups.end(), s.group);
+    if (g == packed_groups.end()) {
+      packed_groups.push_back(s.group);
+      packed_bytes.push_back(0);
+      g = packed_groups.end() - 1;
+    }
+    target.packed_group = static_cast<std::size_t>(g - packed_groups.begin());
+    std::uint64_t& end = packed_bytes[target.packed_group];
+    end = (end + kPackedAlignment - 1) / kPackedAlignment * kPackedAlignment;
+    target.packed_offset = end;
+    end += bytes;
+  }
+  if (!packed_groups.empty())
+    groups_.push_back(checked(H5Gcreate2(file_.get(), kPackedGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                              "create group " + std::string(kPackedGroup) + " in " + path_));
+  for (std::size_t g = 0; g < packed_groups.size(); ++g) {
+    const std::string where = std::string(kPackedGroup) + "/" + packed_groups[g];
+    Handle space = make_dataspace({static_cast<std::int64_t>(packed_bytes[g])}, "dataspace for " + where);
+    Handle dset =
+        checked(H5Dcreate2(file_.get(), where.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                "create dataset " + where + " in " + path_);
+    const auto address = coalescing_ && packed_bytes[g] > 0 ? raw_data_address(dset.get()) : std::nullopt;
+    packed_.push_back({std::move(dset), address});
+  }
+  datasets_.resize(specs.size());
+  datatypes_.resize(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    RawTarget& target = raw_targets_[i];
+    if (target.packed_offset) {
+      const auto& packed = packed_[target.packed_group];
+      if (packed.address) target.address = *packed.address + *target.packed_offset;
+      continue;
+    }
     const std::string where = "/" + s.group + "/" + s.name;
     Handle type = datatype_for(s.dtype);
     Handle space = make_dataspace(s.shape, "dataspace for " + where);
@@ -150,15 +206,38 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
         "create dataset " + where + " in " + path_);
     write_string_attribute(dset.get(), kAttrDType, std::string(dtype_name(s.dtype)));
     // Contiguous, allocated now and never filled: HDF5 writes nothing more into its data.
-    raw_targets_.push_back({coalescing_ ? raw_data_address(dset.get()) : std::nullopt, s.shape, dtype_size(s.dtype)});
-    datasets_.push_back(std::move(dset));
-    datatypes_.push_back(std::move(type));
+    if (coalescing_) target.address = raw_data_address(dset.get());
+    datasets_[i] = std::move(dset);
+    datatypes_[i] = std::move(type);
   }
 }
 
+void ContainerWriter::Impl::write_packed(std::size_t group, std::uint64_t offset, const void* data,
+                                         std::uint64_t bytes) {
+  if (bytes == 0) return;
+  const PackedDataset& packed = packed_.at(group);
+  if (packed.address) {
+    coalescing_->write(*packed.address + offset, data, bytes);
+    return;
+  }
+  Handle file_space = checked(H5Dget_space(packed.dataset.get()), "get dataspace");
+  select_block(file_space.get(), Block{{static_cast<std::int64_t>(offset)}, {static_cast<std::int64_t>(bytes)}});
+  Handle mem_space = make_dataspace({static_cast<std::int64_t>(bytes)}, "memory dataspace");
+  check(H5Dwrite(packed.dataset.get(), H5T_NATIVE_UCHAR, mem_space.get(), file_space.get(), dxpl_independent_.get(),
+                 data),
+        "write packed tensors in " + path_);
+}
+
 void ContainerWriter::Impl::write_block(std::size_t index, const Block& block, const void* data) {
-  const hid_t dset = datasets_.at(index).get();
-  const RawTarget& raw = raw_targets_[index];
+  const RawTarget& raw = raw_targets_.at(index);
+  if (raw.packed_offset) {
+    const auto* bytes = static_cast<const char*>(data);
+    for_each_run(raw.shape, block, raw.esz, [&](std::uint64_t at, std::uint64_t from, std::uint64_t n) {
+      write_packed(raw.packed_group, *raw.packed_offset + at, bytes + from, n);
+    });
+    return;
+  }
+  const hid_t dset = datasets_[index].get();
   if (raw.address) {
     if (const auto range = contiguous_range(raw.shape, block, raw.esz)) {
       coalescing_->write(*raw.address + range->offset, data, range->bytes);
@@ -223,7 +302,9 @@ hid_t ContainerWriter::Impl::metadata_dataset(const char* path) {
 void ContainerWriter::Impl::write_root_attributes(const RootAttributes& a) {
   const hid_t root = file_.get();
   write_string_attribute(root, kAttrFormat, kFormatName);
-  write_int_attribute(root, kAttrFormatVersion, kFormatVersion);
+  const bool packed = std::any_of(raw_targets_.begin(), raw_targets_.end(),
+                                  [](const RawTarget& t) { return t.packed_offset.has_value(); });
+  write_int_attribute(root, kAttrFormatVersion, packed ? kFormatVersion : kFormatVersionUnpacked);
   write_string_attribute(root, kAttrLibraryVersion, a.library_version);
   write_string_attribute(root, kAttrCreated, a.created);
   write_string_attribute(root, kAttrHost, a.host);
@@ -238,6 +319,7 @@ void ContainerWriter::Impl::close() {
   flush_blocks();
   coalescing_.reset();
   datasets_.clear();
+  packed_.clear();
   byte_datasets_.clear();
   groups_.clear();
   datatypes_.clear();
@@ -254,6 +336,9 @@ void ContainerWriter::write_block(std::size_t index, const Block& block, const v
   impl_->write_block(index, block, data);
 }
 void ContainerWriter::flush_blocks() { impl_->flush_blocks(); }
+std::optional<std::uint64_t> ContainerWriter::packed_offset(std::size_t index) const {
+  return impl_->packed_offset(index);
+}
 void ContainerWriter::create_bytes_dataset(const char* path, std::uint64_t bytes) {
   impl_->create_bytes_dataset(path, bytes);
 }

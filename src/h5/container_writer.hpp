@@ -14,6 +14,7 @@
 
 #include "ckptio/dtype.hpp"
 #include "ckptio/shard.hpp"
+#include "h5/container_format.hpp"
 
 namespace ckptio::detail::h5 {
 
@@ -29,6 +30,9 @@ struct FileTuning {
   // Write the page-aligned middle of large contiguous pieces with O_DIRECT, bypassing the
   // page cache; silently buffered where the file system refuses O_DIRECT (tmpfs).
   bool direct_io = false;  // CheckpointOptions::direct_io decides
+  // Tensors of at most this many bytes have no dataset of their own: they are packed into
+  // one byte dataset per group (format version 2, docs/FORMAT.md). 0 packs none (version 1).
+  std::uint64_t packed_tensor_max_bytes = kPackedTensorMaxBytes;
 };
 
 struct DatasetSpec {
@@ -58,8 +62,13 @@ class ContainerWriter {
   ContainerWriter(const ContainerWriter&) = delete;
   ContainerWriter& operator=(const ContainerWriter&) = delete;
 
-  // Collective: the groups that have tensors, then one dataset per spec, in order.
+  // Collective: the groups that have tensors, then one dataset per spec, in order, except
+  // for the tensors packed (FileTuning::packed_tensor_max_bytes) into their group's packed
+  // dataset, which is created here too.
   void create_datasets(const std::vector<DatasetSpec>& specs);
+  // Where tensor `index` (order of create_datasets) lies in its group's packed dataset;
+  // nullopt when it has a dataset of its own. The index records it.
+  std::optional<std::uint64_t> packed_offset(std::size_t index) const;
   // Independent: writes `block` of dataset `index` (order of create_datasets) from `data`,
   // which holds the block's elements contiguously in row-major order. A block that is one
   // contiguous range of the file may be buffered with its neighbours until flush_blocks().
@@ -75,7 +84,8 @@ class ContainerWriter {
   void create_u64_dataset(const char* path, std::uint64_t count);
   // Independent: writes the whole of a dataset made by create_u64_dataset.
   void write_u64(const char* path, const std::vector<std::uint64_t>& values);
-  // Collective: the format and provenance attributes of the root group.
+  // Collective: the format and provenance attributes of the root group; the format version
+  // is 2 when create_datasets packed a tensor, else 1.
   void write_root_attributes(const RootAttributes& attrs);
 
   // Collective: closes every object and the file. Throws IoError on failure.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct IndexTensor {
   DType dtype = DType::F32;
   Shape shape;
   std::vector<IndexPiece> pieces;
+  // Format version 2: the tensor has no dataset; its bytes (row-major) lie at this offset of
+  // the group's packed dataset (/_ckptio/packed/<group>).
+  std::optional<std::uint64_t> packed_offset;
 };
 
 struct BlobRecord {
@@ -42,10 +46,16 @@ struct ContainerIndex {
   std::vector<BlobRecord> rank_blobs;  // one per saving rank
 };
 
+// Format version 2 when a tensor is packed, else 1 (the version the root attribute states).
+int index_format_version(const ContainerIndex& index);
+// Compact JSON, keys sorted: the bytes nlohmann::json::dump() gives for the same document
+// (encode_index_as_document, kept as the reference), written directly.
 std::string encode_index(const ContainerIndex& index);
+std::string encode_index_as_document(const ContainerIndex& index);
 // Validates everything it reads (groups, names, dtypes, shapes, pieces inside the shape,
 // checksums as 16 hex digits, one chunk checksum per chunk, one blob per rank); throws
-// FormatError naming `file`. Never allocates more than the input's size suggests.
+// FormatError naming `file`. Whether packed tensors lie inside their packed dataset is
+// checked by the reader, which knows its size. Never allocates more than the input's size suggests.
 ContainerIndex decode_index(const std::string& json_text, const std::string& file);
 
 // The bytes of data the index declares: every tensor's elements x dtype size, the running

@@ -27,6 +27,42 @@ struct ByteRange {
 // when they are one contiguous range; nullopt otherwise. A scalar (empty count) is one element.
 std::optional<ByteRange> contiguous_range(const Shape& shape, const Block& block, std::size_t esz);
 
+// The contiguous runs of `block` inside a row-major tensor of `shape` (elements of `esz`
+// bytes), in row-major order: calls fn(offset in the tensor's data, offset in the block's
+// contiguous row-major copy, bytes) for each. The block must lie inside the shape.
+// Used for packed tensors, which have no dataset of their own to select a hyperslab in.
+template <class Fn>
+void for_each_run(const Shape& shape, const Block& block, std::size_t esz, Fn&& fn) {
+  const std::size_t n = shape.size();
+  if (n == 0) {
+    fn(std::uint64_t{0}, std::uint64_t{0}, static_cast<std::uint64_t>(esz));
+    return;
+  }
+  for (std::size_t d = 0; d < n; ++d)
+    if (block.count[d] == 0) return;
+  // Dimensions k+1.. are whole, so a run spans count[k] x their extents.
+  std::size_t k = n - 1;
+  std::uint64_t run = static_cast<std::uint64_t>(block.count[k]);
+  while (k > 0 && block.count[k] == shape[k]) {
+    --k;
+    run *= static_cast<std::uint64_t>(block.count[k]);
+  }
+  std::vector<std::uint64_t> stride(n, 1);
+  for (std::size_t d = n - 1; d > 0; --d) stride[d - 1] = stride[d] * static_cast<std::uint64_t>(shape[d]);
+  std::uint64_t base = 0;
+  for (std::size_t d = k; d < n; ++d) base += static_cast<std::uint64_t>(block.offset[d]) * stride[d];
+  std::vector<std::int64_t> at(k, 0);  // index inside the block over dimensions 0..k-1
+  for (std::uint64_t done = 0;;) {
+    std::uint64_t element = base;
+    for (std::size_t d = 0; d < k; ++d) element += static_cast<std::uint64_t>(block.offset[d] + at[d]) * stride[d];
+    fn(element * esz, done * esz, run * esz);
+    done += run;
+    std::size_t d = k;
+    while (d > 0 && ++at[d - 1] == block.count[d - 1]) at[--d] = 0;
+    if (d == 0) return;
+  }
+}
+
 // Whether memory and file representations are identical (little-endian host).
 bool raw_io_possible();
 

@@ -1,5 +1,6 @@
 #include "io/options_env.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 
@@ -36,11 +37,21 @@ std::map<std::string, std::string> parse_hints(const std::string& spec) {
   return hints;
 }
 
+std::uint64_t parse_pack_max_bytes(const std::string& value) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long bytes = std::strtoull(value.c_str(), &end, 10);
+  if (value.empty() || value[0] == '-' || *end != '\0' || errno != 0 || bytes > (1ull << 40))
+    throw UsageError("CKPTIO_PACK_MAX_BYTES: '" + value + "' is not a byte count from 0 to 2^40");
+  return bytes;
+}
+
 }  // namespace
 
 CheckpointOptions with_environment(const Comm& comm, CheckpointOptions options) {
   const auto direct_io = rank0_environment(comm, "CKPTIO_DIRECT_IO");
   const auto hints = rank0_environment(comm, "CKPTIO_MPIIO_HINTS");
+  const auto pack = rank0_environment(comm, "CKPTIO_PACK_MAX_BYTES");
   // Every rank parses the same values: the same outcome everywhere.
   run_agreed(comm, "read environment", [&] {
     if (direct_io && *direct_io != "0" && *direct_io != "1")
@@ -49,6 +60,10 @@ CheckpointOptions with_environment(const Comm& comm, CheckpointOptions options) 
     if (direct_io && !options.direct_io) {
       options.direct_io = *direct_io == "1";
       log_info("CKPTIO_DIRECT_IO=", *direct_io, ": direct I/O ", *options.direct_io ? "on" : "off");
+    }
+    if (pack && !options.pack_max_bytes) {
+      options.pack_max_bytes = parse_pack_max_bytes(*pack);
+      log_info("CKPTIO_PACK_MAX_BYTES=", *pack, ": tensors of at most ", *options.pack_max_bytes, " bytes packed");
     }
     std::string added;
     for (const auto& [key, value] : env_hints)
@@ -64,6 +79,7 @@ h5::FileTuning file_tuning(const CheckpointOptions& options) {
   tuning.alignment = options.alignment;
   tuning.alignment_threshold = options.alignment;
   tuning.direct_io = options.direct_io.value_or(true);
+  if (options.pack_max_bytes) tuning.packed_tensor_max_bytes = *options.pack_max_bytes;
   // Direct writes of a piece whose file address and memory address differ modulo 4 KiB go
   // through a bounce buffer, a copy of every byte. Unless asked otherwise, large datasets
   // start on a 4 KiB boundary, so that save_async's page-aligned staging is written straight

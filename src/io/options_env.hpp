@@ -1,5 +1,5 @@
 // CheckpointOptions and the environment, and the container file's tuning that follows from
-// them. CKPTIO_DIRECT_IO and CKPTIO_MPIIO_HINTS fill only what the code left at its default
+// them. CKPTIO_DIRECT_IO, CKPTIO_MPIIO_HINTS and CKPTIO_PACK_MAX_BYTES fill only what the code left at its default
 // (a value set in code wins); they are read once, by CheckpointIO's constructor, on rank 0,
 // whose values every rank uses (a job has one setting; other ranks' values are ignored).
 #pragma once

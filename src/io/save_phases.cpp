@@ -157,8 +157,10 @@ void SaveTransaction::metadata() {
     save_fault_point("save.metadata", rank);
     index.world_size = comm_->size();
     index.chunk_bytes = kChecksumChunkBytes;
-    for (const auto& t : plan_.tensors) {
-      h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}};
+    index.tensors.reserve(plan_.tensors.size());
+    for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
+      const auto& t = plan_.tensors[ti];
+      h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}, writer_->packed_offset(ti)};
       for (const auto& p : t.pieces) it.pieces.push_back({p.block, p.writer, 0, {}});
       index.tensors.push_back(std::move(it));
     }

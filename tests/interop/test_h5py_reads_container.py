@@ -2,7 +2,9 @@
 
 write_known saved the container under mpiexec and wrote what it must hold as JSON
 (EXPECTED): per tensor its group, name, dtype, shape, raw little-endian bytes ("hex") and
-values. This test reads the container with h5py and compares, bit for bit:
+values. This test reads the container with h5py, through the snippet that docs/FORMAT.md gives under
+"Reading without ckptio" (run as written there; the known tensors are small, so they are
+packed: format version 2), and compares, bit for bit:
   F64 F32 F16 and integers  as the matching numpy type
   BF16                      as float32 (exact: every bfloat16 is a float32)
   F8_E4M3 F8_E5M2           as uint8 holding the raw bits
@@ -41,6 +43,24 @@ FLOAT8 = {"F8_E4M3": (4, 3, 7), "F8_E5M2": (5, 2, 15)}  # exponent bits, mantiss
 GROUPS = ("model", "optimizer", "ema")
 
 ARGS = argparse.Namespace()
+FORMAT_DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "FORMAT.md")
+DOC_EXAMPLE_PATH = "runs/exp1/epoch2-global_step400.h5"
+
+
+def documented_reader(path):
+    """Runs the h5py snippet of docs/FORMAT.md on `path`; returns its names (tensor, index, f)."""
+    with open(FORMAT_DOC) as file:
+        text = file.read()
+    section = text[text.index("## Reading without ckptio"):]
+    begin = section.index("```python\n") + len("```python\n")
+    snippet = section[begin:section.index("```", begin)]
+    if DOC_EXAMPLE_PATH not in snippet:
+        raise AssertionError("the snippet in docs/FORMAT.md no longer opens " + DOC_EXAMPLE_PATH)
+    # Its last line reads an example tensor that the known container does not have.
+    lines = [line for line in snippet.splitlines() if "fc1.weight" not in line]
+    names = {}
+    exec("\n".join(lines).replace(DOC_EXAMPLE_PATH, path), names)  # noqa: S102 (our own documentation)
+    return names
 
 
 def decode_float8(bits, exponent_bits, mantissa_bits, bias):
@@ -71,9 +91,12 @@ class H5pyReadsContainerTest(unittest.TestCase):
             cls.expected = json.load(file)
         cls.path = os.path.join(ARGS.root, cls.expected["container"])
         cls.file = h5py.File(cls.path, "r")
+        cls.doc = documented_reader(cls.path)
+        cls.index = {(t["group"], t["name"]): t for t in cls.doc["index"]["tensors"]}
 
     @classmethod
     def tearDownClass(cls):
+        cls.doc["f"].close()
         cls.file.close()
 
     def test_latest_names_the_container(self):
@@ -83,48 +106,39 @@ class H5pyReadsContainerTest(unittest.TestCase):
     def test_root_attributes_name_the_format(self):
         attributes = self.file.attrs
         self.assertEqual(attribute_text(attributes["ckptio_format"]), "ckptio")
-        self.assertEqual(int(attributes["ckptio_format_version"]), 1)
+        self.assertEqual(int(attributes["ckptio_format_version"]), 2)
 
-    def test_groups_hold_exactly_the_saved_tensors(self):
-        saved = {}
-        for tensor in self.expected["tensors"]:
-            saved.setdefault(tensor["group"], set()).add(tensor["name"])
-        for group in GROUPS:
-            with self.subTest(group=group):
-                self.assertIsInstance(self.file[group], h5py.Group)
-                self.assertEqual(set(self.file[group].keys()), saved[group])
-                for name in saved[group]:
-                    self.assertIsInstance(self.file[group][name], h5py.Dataset)
-
-    def test_every_dataset_has_its_shape_and_dtype_attribute(self):
+    def test_every_tensor_is_packed_in_its_group(self):
         for tensor in self.expected["tensors"]:
             with self.subTest(group=tensor["group"], name=tensor["name"]):
-                dataset = self.file[tensor["group"]][tensor["name"]]
-                self.assertEqual(dataset.shape, tuple(tensor["shape"]))
-                self.assertEqual(attribute_text(dataset.attrs["dtype"]), tensor["dtype"])
-                if not tensor["shape"]:
-                    self.assertEqual(dataset.id.get_space().get_simple_extent_type(), h5py.h5s.SCALAR)
+                entry = self.index[(tensor["group"], tensor["name"])]
+                self.assertEqual(entry["dtype"], tensor["dtype"])
+                self.assertEqual(entry["shape"], tensor["shape"])
+                self.assertEqual(entry["packed"]["offset"] % 64, 0)
+                self.assertNotIn(tensor["name"], self.file[tensor["group"]])
+        for group in GROUPS:
+            with self.subTest(group=group):
+                packed = self.file["_ckptio/packed/" + group]
+                self.assertEqual(packed.dtype, np.dtype("u1"))
+                self.assertEqual(len(packed.shape), 1)
 
     def test_values_equal_the_saved_bits(self):
         for tensor in self.expected["tensors"]:
             with self.subTest(group=tensor["group"], name=tensor["name"], dtype=tensor["dtype"]):
-                stored_type, read_type = NUMPY_TYPES[tensor["dtype"]]
-                read = np.asarray(self.file[tensor["group"]][tensor["name"]][()])
-                self.assertEqual(read.dtype, np.dtype(read_type))
+                stored_type = NUMPY_TYPES[tensor["dtype"]][0] if tensor["dtype"] != "BOOL" else "?"
+                read = np.asarray(self.doc["tensor"](tensor["group"], tensor["name"]))
+                self.assertEqual(read.dtype, np.dtype(stored_type))
                 self.assertEqual(read.shape, tuple(tensor["shape"]))
-                saved = np.frombuffer(bytes.fromhex(tensor["hex"]), dtype=stored_type)
-                if tensor["dtype"] == "BF16":
-                    # A bfloat16 is the upper half of the float32 with the same value.
-                    saved = np.left_shift(saved.astype("<u4"), np.uint32(16)).view("<f4")
-                elif tensor["dtype"] == "BOOL":
-                    saved = saved.astype("?")
-                self.assertEqual(read.tobytes(), saved.reshape(tensor["shape"]).tobytes())
+                self.assertEqual(read.tobytes(), bytes.fromhex(tensor["hex"]))
 
     def test_values_equal_the_saved_numbers(self):
         for tensor in self.expected["tensors"]:
             dtype = tensor["dtype"]
             with self.subTest(group=tensor["group"], name=tensor["name"], dtype=dtype):
-                read = np.asarray(self.file[tensor["group"]][tensor["name"]][()]).reshape(-1).tolist()
+                read = np.asarray(self.doc["tensor"](tensor["group"], tensor["name"]))
+                if dtype == "BF16":  # as the snippet's comment says
+                    read = np.left_shift(read.astype("<u4"), np.uint32(16)).reshape(-1).view("<f4").reshape(read.shape)
+                read = read.reshape(-1).tolist()
                 if dtype in FLOAT8:
                     read = [decode_float8(bits, *FLOAT8[dtype]) for bits in read]
                 if dtype in FLOATING or dtype in FLOAT8:
@@ -163,7 +177,7 @@ class H5pyReadsContainerTest(unittest.TestCase):
                 datasets.append(name)
 
         self.file.visititems(read)
-        self.assertGreaterEqual(len(datasets), len(self.expected["tensors"]))
+        self.assertEqual({"_ckptio/packed/" + group for group in GROUPS} - set(datasets), set())
 
     def test_h5dump_reads_the_whole_file(self):
         h5dump = ARGS.h5dump or shutil.which("h5dump")
@@ -173,7 +187,7 @@ class H5pyReadsContainerTest(unittest.TestCase):
                 result = subprocess.run([h5dump, *flags, self.path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         timeout=120)
                 self.assertEqual(result.returncode, 0, msg=result.stderr.decode(errors="replace"))
-                self.assertIn(b'DATASET "dtypes.BF16"', result.stdout)
+                self.assertIn(b'GROUP "packed"', result.stdout)
 
 
 def main():

@@ -23,7 +23,7 @@ class InspectJsonTest(ToolTestCase):
         self.assertEqual(document["schema"], "ckptio.inspect/1")
         self.assertTrue(document["path"].endswith(os.sep + LATEST_NAME), msg=document["path"])
         self.assertEqual(document["file_bytes"], os.path.getsize(os.path.join(PATHS.root, LATEST_NAME)))
-        self.assertEqual(document["format_version"], 1)
+        self.assertEqual(document["format_version"], 2)  # its tensors are small: packed
         self.assertEqual(document["library_version"], run_tool("--version").stdout.strip())
         self.assertRegex(document["created"], r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
         self.assertEqual(document["host"], socket.gethostname())

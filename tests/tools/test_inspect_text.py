@@ -46,7 +46,7 @@ class InspectTextTest(ToolTestCase):
         self.assertTrue(header["container"].endswith(os.sep + LATEST_NAME), msg=header["container"])
         size = os.path.getsize(os.path.join(PATHS.root, LATEST_NAME))
         self.assertEqual(header["file size"], f"{human_bytes(size)} ({size} bytes)")
-        self.assertEqual(header["format"], "ckptio container, format version 1")
+        self.assertEqual(header["format"], "ckptio container, format version 2")  # packed small tensors
         version = run_tool("--version").stdout.strip()
         self.assertEqual(header["library"], f"ckptio {version}")
         self.assertRegex(header["created"], r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")

@@ -40,7 +40,7 @@ class VerifyTest(ToolTestCase):
         result = run_tool("verify", PATHS.root)
         self.assertEqual(result.returncode, EXIT_SUCCESS, msg=result.stdout + result.stderr)
         for name in (OLDER_NAME, LATEST_NAME):
-            self.assertIn(f"OK      {os.path.join(PATHS.root, name)} (format version 1, 10 tensors, ", result.stdout)
+            self.assertIn(f"OK      {os.path.join(PATHS.root, name)} (format version 2, 10 tensors, ", result.stdout)
         result = run_tool("verify", os.path.join(PATHS.root, LATEST_NAME))
         self.assertEqual(result.returncode, EXIT_SUCCESS, msg=result.stdout + result.stderr)
         self.assertEqual(result.stdout.count("OK "), 1)
