@@ -45,7 +45,7 @@ def comm_address(comm: Any = None) -> int:
 
 
 _OPTION_FIELDS = ("keep_last", "lock_root", "max_staging_bytes", "staging_huge_pages", "mpi_io_hints", "alignment",
-                  "direct_io", "export_safetensors", "export_dtype")
+                  "direct_io", "pack_max_bytes", "export_safetensors", "export_dtype")
 
 
 def _checkpoint_options(options: Dict[str, Any]) -> "_ckptio.CheckpointOptions":
@@ -65,7 +65,7 @@ class CheckpointIO:
     ``<root>/epoch{E}-global_step{G}.h5`` is one container per checkpoint and
     ``<root>/latest`` names the newest committed one. Keyword arguments are the fields of
     the C++ ``CheckpointOptions``: keep_last, lock_root, max_staging_bytes,
-    staging_huge_pages, mpi_io_hints, alignment, direct_io, export_safetensors,
+    staging_huge_pages, mpi_io_hints, alignment, direct_io, pack_max_bytes, export_safetensors,
     export_dtype. The root's lock is held until :meth:`close` (or the end of a ``with``
     block); a second job on the same root gets ``LockedError``.
     """

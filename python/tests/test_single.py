@@ -273,3 +273,12 @@ def test_direct_io_is_optional_and_code_wins_over_the_environment(comm, shared_d
         back = np.zeros(8, dtype=np.float32)
         io.load(path, ckptio.Snapshot(model={"w": back}))
     assert np.array_equal(back, w)
+
+
+def test_pack_max_bytes_zero_writes_format_version_1(comm, shared_dir):
+    with ckptio.CheckpointIO(comm, shared_dir, pack_max_bytes=0) as io:
+        path = io.save(ckptio.Snapshot(model={"w": torch.ones(4)}))
+    assert ckptio.inspect(path)["format_version"] == 1
+    with ckptio.CheckpointIO(comm, shared_dir) as io:
+        path = io.save(ckptio.Snapshot(model={"w": torch.ones(4)}, running=ckptio.RunningState(global_step=1)))
+    assert ckptio.inspect(path)["format_version"] == 2  # small tensors are packed by default
