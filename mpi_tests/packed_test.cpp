@@ -26,14 +26,14 @@ std::vector<TensorSpec> many_small(int count, bool for_load) {
   const DType dtypes[] = {DType::F32, DType::BF16, DType::I64, DType::U8};
   const Layout save_layouts[] = {Layout::Replicated, Layout::Dim0Blocks, Layout::Flat, Layout::LastDimBlocks};
   const Layout load_layouts[] = {Layout::Flat, Layout::Replicated, Layout::LastDimBlocks, Layout::Dim0Blocks};
+  const Layout* layouts = for_load ? load_layouts : save_layouts;
   std::vector<TensorSpec> specs;
   for (int i = 0; i < count; ++i) {
     const DType dtype = dtypes[i % 4];
     const std::int64_t bytes = std::int64_t{256} << (i % 9);  // 256 B .. 64 KiB
     const std::int64_t elements = bytes / static_cast<std::int64_t>(dtype_size(dtype));
     const Shape shape = i % 2 ? Shape{elements / 8, 8} : Shape{elements};
-    specs.push_back({groups[i % 3], "experts." + std::to_string(i) + ".w", dtype, shape,
-                     (for_load ? load_layouts : save_layouts)[i % 4]});
+    specs.push_back({groups[i % 3], "experts." + std::to_string(i) + ".w", dtype, shape, layouts[i % 4]});
   }
   specs.push_back({"model", "big", DType::F32, {512, 1024}, for_load ? Layout::Flat : Layout::Dim0Blocks});
   return specs;
