@@ -233,6 +233,9 @@ struct Options {
   std::int64_t hidden = 64;
   int step_sleep_ms = 0;
   int keep_last = 0;
+  // The node-local level (CheckpointOptions::local_dir, flush_every); empty: none.
+  std::string local_dir;
+  int flush_every = 1;
   // Preemption (ckptio::PreemptionGuard): which signal means save+requeue+exit, and the
   // walltime margin; --no-preemption-guard trains without it.
   std::string preempt_signal = "USR1";
@@ -263,6 +266,11 @@ std::optional<int> parse_options(int argc, char** argv, int rank, Options& optio
   app.add_option("--keep-last", options.keep_last, "Checkpoints to keep; 0 keeps all")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--local-dir", options.local_dir,
+                 "Node-local checkpoint folder (%j: the job ID); every save goes there, with a copy on the next node");
+  app.add_option("--flush-every", options.flush_every, "With --local-dir: every this many saves also go to --ckpt-dir")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--preempt-signal", options.preempt_signal,
                  "Signal that saves, requeues (under Slurm) and exits 75; SIGTERM saves and exits 75")
       ->capture_default_str()
@@ -322,13 +330,18 @@ int run(int argc, char** argv) {
     if (const int exit_code = refuse_non_empty_root(comm, options.ckpt_dir); exit_code != 0) return exit_code;
   }
 
-  ckptio::CheckpointIO io(comm, options.ckpt_dir, {.keep_last = options.keep_last});
+  ckptio::CheckpointOptions checkpoint_options;
+  checkpoint_options.keep_last = options.keep_last;
+  checkpoint_options.local_dir = options.local_dir;
+  checkpoint_options.flush_every = options.flush_every;
+  ckptio::CheckpointIO io(comm, options.ckpt_dir, checkpoint_options);
   Trainer trainer(comm, options.hidden, options.steps);
   std::int64_t g = 0;  // completed optimizer steps
   if (options.resume) {
     if (const std::optional<ckptio::LoadResult> loaded = io.load_latest(snapshot_of(trainer, g))) {
       g = restore_running_state(trainer, *loaded);
       say("resumed from " + loaded->path + " at global_step " + std::to_string(g));
+      say("resumed from " + loaded->level + " checkpoint global_step " + std::to_string(g));
     } else {
       say("no checkpoint in " + options.ckpt_dir + ": starting fresh");
     }

@@ -60,6 +60,20 @@ struct CheckpointOptions {
   std::string export_safetensors;
   // dtype of the floating-point tensors of that export (F64, F32, F16, BF16); unset: as saved.
   std::optional<DType> export_dtype;
+
+  // The node-local level (docs/MULTILEVEL.md). Empty: none, every save goes to the root.
+  // Otherwise a folder on node-local storage (tmpfs, NVMe), the same path on every node;
+  // "%j" in it becomes the Slurm job ID (SLURM_JOB_ID, "nojob" outside Slurm). Every save
+  // writes each node's pieces there as a container, copies it to `partner_copies` other
+  // nodes over MPI, and counts once every node and every copy succeeded; every
+  // `flush_every`-th save (and the save after a preemption stop) also goes to the root.
+  std::filesystem::path local_dir;
+  // Every k-th save also writes the shared root (1: every save, as without local_dir).
+  int flush_every = 1;
+  // Copies of each node's local container on the next nodes of a ring (0: none).
+  int partner_copies = 1;
+  // Committed local checkpoints kept on each node (own and partner copies); at least 1.
+  int local_keep_last = 2;
 };
 
 // Saves and loads checkpoints under one root folder:
@@ -134,6 +148,11 @@ class CheckpointIO {
   // Collective. Loads the root's `latest`; when it cannot be opened or fails verification,
   // falls back to the next older committed checkpoint, with a warning. nullopt when the root has no checkpoint.
   std::optional<LoadResult> load_latest(const Snapshot& targets, const LoadOptions& options = {});
+
+  // Not collective. Makes the next save also write the shared root, whatever flush_every
+  // says (PreemptionGuard asks this when it agrees to stop: a requeued job may land on
+  // other nodes, whose local storage does not hold this job's checkpoints).
+  void flush_next_save() const noexcept;
 
   // Collective. Path of the checkpoint `latest` names, nullopt when there is none.
   std::optional<std::filesystem::path> latest();

@@ -43,6 +43,9 @@ struct Snapshot {
 // What load returns.
 struct LoadResult {
   std::string path;  // the container that was loaded
+  // "local" when load_latest restored a node-local checkpoint (CheckpointOptions::local_dir;
+  // `path` is then this node's container), "shared" otherwise.
+  std::string level = "shared";
   RunningState running;
   // This rank's blob when the checkpoint was saved by as many ranks as load runs on;
   // empty otherwise.

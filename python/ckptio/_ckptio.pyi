@@ -37,6 +37,10 @@ class CheckpointOptions:
     pack_max_bytes: Optional[int]  # None: CKPTIO_PACK_MAX_BYTES decides, else 1 MiB; 0: no packing (format 1)
     export_safetensors: str
     export_dtype: Optional[str]
+    local_dir: str  # node-local level (docs/MULTILEVEL.md); "" none
+    flush_every: int
+    partner_copies: int
+    local_keep_last: int
     def __init__(self) -> None: ...
 
 class CheckpointIO:

@@ -45,7 +45,8 @@ def comm_address(comm: Any = None) -> int:
 
 
 _OPTION_FIELDS = ("keep_last", "lock_root", "max_staging_bytes", "staging_huge_pages", "mpi_io_hints", "alignment",
-                  "direct_io", "pack_max_bytes", "export_safetensors", "export_dtype")
+                  "direct_io", "pack_max_bytes", "export_safetensors", "export_dtype", "local_dir", "flush_every",
+                  "partner_copies", "local_keep_last")
 
 
 def _checkpoint_options(options: Dict[str, Any]) -> "_ckptio.CheckpointOptions":

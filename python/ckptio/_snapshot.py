@@ -143,6 +143,7 @@ class LoadResult:
     bytes_read: int = 0
     bytes_received: int = 0
     bytes_received_nccl: int = 0
+    level: str = "shared"  # "local": load_latest restored a node-local checkpoint (local_dir)
 
     @staticmethod
     def _from_native(native: dict) -> "LoadResult":
@@ -152,7 +153,8 @@ class LoadResult:
         keys = KeyReport([Key(*k) for k in native["missing"]], [Key(*k) for k in native["unexpected"]])
         return LoadResult(pathlib.Path(native["path"]), running, native["rank_blob"],
                           list(native["saved_rank_blobs"]), native["saved_world_size"], keys,
-                          native["bytes_read"], native["bytes_received"], native["bytes_received_nccl"])
+                          native["bytes_read"], native["bytes_received"], native["bytes_received_nccl"],
+                          native["level"])
 
 
 _GROUPS = ("model", "optimizer", "ema")

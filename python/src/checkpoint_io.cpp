@@ -63,6 +63,12 @@ void bind_checkpoint_io(py::module_& m) {
       .def_readwrite("pack_max_bytes", &CheckpointOptions::pack_max_bytes)
       .def_readwrite("export_safetensors", &CheckpointOptions::export_safetensors)
       .def_property(
+          "local_dir", [](const CheckpointOptions& o) { return o.local_dir.string(); },
+          [](CheckpointOptions& o, const std::string& dir) { o.local_dir = dir; })
+      .def_readwrite("flush_every", &CheckpointOptions::flush_every)
+      .def_readwrite("partner_copies", &CheckpointOptions::partner_copies)
+      .def_readwrite("local_keep_last", &CheckpointOptions::local_keep_last)
+      .def_property(
           "export_dtype",
           [](const CheckpointOptions& o) -> std::optional<std::string> {
             if (!o.export_dtype) return std::nullopt;

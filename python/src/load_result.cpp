@@ -19,6 +19,7 @@ py::list keys_to_python(const std::vector<KeyReport::Key>& keys) {
 py::dict load_result_to_python(const LoadResult& result) {
   py::dict out;
   out["path"] = result.path;
+  out["level"] = result.level;
   out["epoch"] = result.running.epoch;
   out["step"] = result.running.step;
   out["global_step"] = result.running.global_step;

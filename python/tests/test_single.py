@@ -60,6 +60,7 @@ def test_every_torch_dtype_round_trips_bit_exact_in_place(comm, shared_dir):
         pointers = {k: v.data_ptr() for k, v in targets.items()}
         result = io.load_latest(ckptio.Snapshot(model=targets))
     assert result.path == path and result.running.global_step == 10 and result.running.epoch == 1
+    assert result.level == "shared"  # no local_dir: the shared root
     info = ckptio.inspect(path)
     stored = {t["name"]: t["dtype"] for t in info["tensors"]}
     for key, tensor in saved.items():
@@ -282,3 +283,17 @@ def test_pack_max_bytes_zero_writes_format_version_1(comm, shared_dir):
     with ckptio.CheckpointIO(comm, shared_dir) as io:
         path = io.save(ckptio.Snapshot(model={"w": torch.ones(4)}, running=ckptio.RunningState(global_step=1)))
     assert ckptio.inspect(path)["format_version"] == 2  # small tensors are packed by default
+
+
+def test_local_level_options_reach_the_library(comm, shared_dir, tmp_path):
+    local = tmp_path / "local"
+    with ckptio.CheckpointIO(comm, shared_dir, local_dir=str(local), flush_every=2, partner_copies=0) as io:
+        w = torch.arange(8, dtype=torch.float32)
+        io.save(ckptio.Snapshot(model={"w": w}, running=ckptio.RunningState(global_step=1)))
+        io.save(ckptio.Snapshot(model={"w": w + 1}, running=ckptio.RunningState(global_step=2)))
+        io.save(ckptio.Snapshot(model={"w": w + 2}, running=ckptio.RunningState(global_step=3)))
+        back = torch.zeros(8)
+        result = io.load_latest(ckptio.Snapshot(model={"w": back}))
+    # Step 3 is local only (the 2nd save was the flush), and the newest: restored from the local level.
+    assert result.level == "local" and result.running.global_step == 3
+    assert torch.equal(back, w + 2)

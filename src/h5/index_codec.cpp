@@ -106,7 +106,10 @@ std::string encode_index(const ContainerIndex& index) {
   if (index.chunk_bytes) out += "\"checksum_chunk_bytes\":" + std::to_string(index.chunk_bytes) + ",";
   out += "\"format\":";
   append_string(out, kFormatName);
-  out += ",\"format_version\":" + std::to_string(index_format_version(index)) + ",\"rank_blobs\":[";
+  out += ",\"format_version\":" + std::to_string(index_format_version(index));
+  if (index.nodes > 0)
+    out += ",\"node_part\":{\"node\":" + std::to_string(index.node) + ",\"nodes\":" + std::to_string(index.nodes) + "}";
+  out += ",\"rank_blobs\":[";
   for (std::size_t i = 0; i < index.rank_blobs.size(); ++i) {
     if (i) out += ',';
     append_blob(out, index.rank_blobs[i]);
@@ -186,6 +189,7 @@ std::string encode_index_as_document(const ContainerIndex& index) {
             {"running_state", blob_json(index.running_state)},
             {"rank_blobs", std::move(blobs)}};
   if (index.chunk_bytes) j["checksum_chunk_bytes"] = index.chunk_bytes;
+  if (index.nodes > 0) j["node_part"] = {{"node", index.node}, {"nodes", index.nodes}};
   return j.dump();
 }
 
@@ -197,6 +201,16 @@ ContainerIndex decode_index(const std::string& json_text, const std::string& fil
       j["world_size"].get<std::int64_t>() > (1 << 24))
     bad(file, "world_size missing or out of range");
   index.world_size = j["world_size"].get<int>();
+  if (j.contains("node_part")) {
+    const auto& part = j["node_part"];
+    if (!part.is_object() || !part.contains("node") || !part.contains("nodes") || !part["node"].is_number_integer() ||
+        !part["nodes"].is_number_integer() || part["nodes"].get<std::int64_t>() < 1 ||
+        part["nodes"].get<std::int64_t>() > (1 << 24) || part["node"].get<std::int64_t>() < 0 ||
+        part["node"].get<std::int64_t>() >= part["nodes"].get<std::int64_t>())
+      bad(file, "node_part must name a node in [0, nodes)");
+    index.node = part["node"].get<int>();
+    index.nodes = part["nodes"].get<int>();
+  }
   if (j.contains("checksum_chunk_bytes")) {
     const auto& c = j["checksum_chunk_bytes"];
     if (!c.is_number_unsigned() || c.get<std::uint64_t>() == 0 || c.get<std::uint64_t>() % 8 != 0 ||

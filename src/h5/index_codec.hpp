@@ -44,6 +44,10 @@ struct ContainerIndex {
   std::vector<IndexTensor> tensors;
   BlobRecord running_state;
   std::vector<BlobRecord> rank_blobs;  // one per saving rank
+  // A node-local checkpoint ("node_part"): the pieces of node `node` of `nodes` only, so
+  // its tensors need not be covered. nodes == 0: an ordinary, complete container.
+  int node = 0;
+  int nodes = 0;
 };
 
 // Format version 2 when a tensor is packed, else 1 (the version the root attribute states).

@@ -49,6 +49,7 @@ CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions optio
     if (!fs::is_directory(impl_->root)) throw IoError("checkpoint root " + impl_->root.string() + " is not a folder");
     if (options.lock_root) impl_->lock = detail::RootLock(impl_->root);
   });
+  if (!options.local_dir.empty()) impl_->local = std::make_unique<detail::LocalLevel>(impl_->comm, options);
 }
 
 CheckpointIO::Impl::~Impl() {
@@ -79,9 +80,22 @@ std::string checkpoint_file_name(std::int64_t epoch, std::int64_t global_step) {
   return "epoch" + std::to_string(epoch) + "-global_step" + std::to_string(global_step) + ".h5";
 }
 
+bool CheckpointIO::Impl::save_local_level(const Snapshot& snapshot) {
+  if (!local) return true;
+  ++saves;
+  const bool flush = saves % options.flush_every == 0 || flush_requested.exchange(false);
+  local->save(snapshot, options);
+  return flush;
+}
+
+void CheckpointIO::flush_next_save() const noexcept { impl_->flush_requested = true; }
+
 fs::path CheckpointIO::save(const Snapshot& snapshot) {
   impl_->wait_for_background();
   const auto start = std::chrono::steady_clock::now();
+  if (!impl_->save_local_level(snapshot))
+    return impl_->local->folder() / ("node" + std::to_string(impl_->local->node())) /
+           checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
   fs::path path = impl_->save_from_any_memory(snapshot);
   impl_->record_save_seconds(seconds_since(start));
   return path;
@@ -169,6 +183,10 @@ std::optional<LoadResult> CheckpointIO::load_latest(const Snapshot& targets, con
   impl_->wait_for_background();
   detail::check_load_request(impl_->comm, "load_latest", targets, options);
   const auto candidates = impl_->load_candidates();
+  if (impl_->local) {
+    const std::int64_t shared_step = candidates.empty() ? -1 : detail::global_step_of(candidates.front());
+    if (auto result = impl_->local->load_latest(targets, options, shared_step)) return result;
+  }
   if (candidates.empty()) {
     detail::log_info("no checkpoint in ", impl_->root.string(), ": starting fresh");
     return std::nullopt;

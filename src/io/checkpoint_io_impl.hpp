@@ -16,6 +16,7 @@
 #include "io/background_save.hpp"
 #include "io/device_replicas.hpp"
 #include "io/local_tensors.hpp"
+#include "io/multilevel.hpp"
 #include "io/root_lock.hpp"
 #include "io/staging_pool.hpp"
 #include "mpi/comm.hpp"
@@ -45,6 +46,13 @@ struct CheckpointIO::Impl {
   std::unique_ptr<detail::BackgroundSave> background;
   std::atomic<double> last_save_seconds{0.0};
   std::atomic<std::int64_t> in_flight_since_ns{0};  // steady_clock; 0 when none
+
+  // The node-local level (options.local_dir set); saves counts the saves, for flush_every.
+  std::unique_ptr<detail::LocalLevel> local;
+  std::int64_t saves = 0;
+  std::atomic<bool> flush_requested{false};
+  // Saves to the local level when there is one; returns whether this save also goes to the root.
+  bool save_local_level(const Snapshot& snapshot);
 
   ~Impl();
   void wait_for_background();

@@ -53,6 +53,11 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
   using detail::human_bytes;
   using detail::seconds_since;
   wait_for_background();
+  // The node-local level is saved synchronously (a copy into node-local memory or NVMe);
+  // only the flush to the root goes to the background engine.
+  if (!save_local_level(snapshot))
+    return local->folder() / ("node" + std::to_string(local->node())) /
+           checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
   const auto start = std::chrono::steady_clock::now();
   check_async_request(comm, snapshot);
   auto job = std::make_shared<AsyncJob>();

@@ -72,7 +72,7 @@ void SaveTransaction::plan(bool allow_device) {
     std::vector<std::vector<TensorDecl>> all;
     all.reserve(gathered.size());
     for (const auto& g : gathered) all.push_back(decode_decls(g));
-    plan_ = make_write_plan(all);
+    plan_ = make_write_plan(all, nodes_ > 0 ? Coverage::Partial : Coverage::Required);
     save_fault_point("save.plan", rank);
   });
   name_ = checkpoint_file_name(snapshot_->running.epoch, snapshot_->running.global_step);
@@ -157,6 +157,8 @@ void SaveTransaction::metadata() {
     save_fault_point("save.metadata", rank);
     index.world_size = comm_->size();
     index.chunk_bytes = kChecksumChunkBytes;
+    index.node = node_;
+    index.nodes = nodes_;
     index.tensors.reserve(plan_.tensors.size());
     for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
       const auto& t = plan_.tensors[ti];

@@ -40,6 +40,13 @@ class SaveTransaction {
   SaveTransaction(const SaveTransaction&) = delete;
   SaveTransaction& operator=(const SaveTransaction&) = delete;
 
+  // Before plan(): the container is node `node`'s part of a node-local checkpoint over
+  // `nodes` nodes (comm holds that node's ranks): its tensors need not be covered.
+  void save_node_part(int node, int nodes) {
+    node_ = node;
+    nodes_ = nodes;
+  }
+
   // Every phase in order; returns the committed checkpoint's path.
   std::filesystem::path run();
 
@@ -94,6 +101,8 @@ class SaveTransaction {
   bool partial_may_exist_ = false;
   bool committed_ = false;
   bool aborted_ = false;
+  int node_ = 0;
+  int nodes_ = 0;  // 0: a complete container
 };
 
 // A fault point of the save phases: core/fault's (CKPTIO_FAULT_INJECT) and the one set by

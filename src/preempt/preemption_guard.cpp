@@ -275,6 +275,7 @@ bool PreemptionGuard::should_stop(std::int64_t global_step) {
   if (agreed != 0) {
     state.reason = reason_of(agreed);
     state.last_answer = true;
+    state.io->flush_next_save();  // the save before the exit must reach the shared root
     detail::log_info("preemption: agreed stop at step ", global_step, " (", to_string(state.reason), ", seen by step ",
                      state.request_step, ")");
     return true;

@@ -40,6 +40,19 @@ TEST(IndexCodec, TextEqualsTheDocumentDump) {
   }
 }
 
+// A node-local container (its node_part) is written and read back, in the document's key order.
+TEST(IndexCodec, NodePartRoundTrips) {
+  ContainerIndex index = sample(false);
+  for (auto& t : index.tensors)
+    for (auto& p : t.pieces) p.chunks.clear();
+  index.node = 1;
+  index.nodes = 3;
+  EXPECT_EQ(encode_index(index), encode_index_as_document(index));
+  const ContainerIndex back = decode_index(encode_index(index), "f.h5");
+  EXPECT_EQ(back.node, 1);
+  EXPECT_EQ(back.nodes, 3);
+}
+
 TEST(IndexCodec, FormatVersionIsTwoOnlyWithPackedTensors) {
   EXPECT_EQ(index_format_version(sample(false)), 1);
   EXPECT_EQ(index_format_version(sample(true)), 2);

@@ -1,0 +1,189 @@
+// The node-local level (CheckpointOptions::local_dir) on one host: CKPTIO_TEST_RANKS_PER_NODE
+// makes "nodes" of consecutive ranks, each with a local folder of its own, so that partner
+// copies travel over MPI as between real nodes. Run with an even number of ranks >= 2.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+
+#include "ckptio/verify.hpp"
+#include "io/save_transaction.hpp"
+#include "support/test_state.hpp"
+
+namespace ckptio::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LocalLevelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    n = world_size();
+    if (n < 2 || n % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
+    setenv("CKPTIO_TEST_RANKS_PER_NODE", std::to_string(n / 2).c_str(), 1);  // two nodes
+    unsetenv("SLURM_JOB_ID");
+  }
+  void TearDown() override {
+    unsetenv("CKPTIO_TEST_RANKS_PER_NODE");
+    unsetenv("SLURM_JOB_ID");
+    detail::inject_save_fault_for_testing("", -1);
+  }
+  CheckpointOptions options() const {
+    CheckpointOptions o;
+    o.local_dir = local.path();
+    o.flush_every = 3;
+    o.local_keep_last = 2;
+    return o;
+  }
+  fs::path node_folder(int node) const {
+    return local.path() / ("simulated-node" + std::to_string(node)) / ("node" + std::to_string(node));
+  }
+  fs::path partner_copy(int holder, int of, std::int64_t step) const {
+    return local.path() / ("simulated-node" + std::to_string(holder)) / "partner" / ("node" + std::to_string(of)) /
+           ("epoch0-global_step" + std::to_string(step) + ".h5");
+  }
+  static std::string step_file(std::int64_t step) { return "epoch0-global_step" + std::to_string(step) + ".h5"; }
+  // Saves steps 1..4 with flush_every 3: step 3 goes to the shared root too.
+  void save_four(TestState& state) {
+    CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+    for (std::int64_t g = 1; g <= 4; ++g) {
+      state.snapshot().running.global_step = g;
+      io.save(state.snapshot());
+    }
+  }
+  // A fresh CheckpointIO (a restarted job step) loads the newest restorable checkpoint.
+  LoadResult restart(TestState& state) {
+    state.poison();
+    CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+    auto result = io.load_latest(state.snapshot());
+    EXPECT_TRUE(result.has_value());
+    EXPECT_EQ(state.check(), "");
+    return result.value_or(LoadResult{});
+  }
+
+  int n = 0;
+  SharedTempDir shared;
+  SharedTempDir local;
+  std::vector<TensorSpec> specs{{"model", "w", DType::F32, {4096, 64}, Layout::Dim0Blocks},
+                                {"model", "r", DType::F32, {16}, Layout::Replicated},
+                                {"optimizer", "m", DType::F32, {1000}, Layout::Flat}};
+};
+
+TEST_F(LocalLevelTest, EverySaveIsLocalAndEveryThirdIsFlushed) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  MPI_Barrier(MPI_COMM_WORLD);
+  // The shared root has only the flush; each node keeps the last two local checkpoints,
+  // its own and its partner's.
+  EXPECT_TRUE(fs::exists(shared / step_file(3)));
+  for (std::int64_t g : {1, 2, 4}) EXPECT_FALSE(fs::exists(shared / step_file(g))) << g;
+  for (int node : {0, 1}) {
+    EXPECT_FALSE(fs::exists(node_folder(node) / step_file(2)));
+    for (std::int64_t g : {3, 4}) {
+      EXPECT_TRUE(fs::exists(node_folder(node) / step_file(g))) << node << " " << g;
+      EXPECT_TRUE(fs::exists(node_folder(node) / (step_file(g) + ".level")));
+      EXPECT_TRUE(fs::exists(partner_copy(1 - node, node, g)));
+    }
+  }
+  // A node's container is an ordinary container holding that node's pieces only.
+  if (world_rank() == 0) {
+    const auto report = verify_container(MPI_COMM_SELF, node_folder(1) / step_file(4));
+    EXPECT_TRUE(report.ok()) << (report.problems.empty() ? "" : report.problems.front());
+  }
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 4);
+}
+
+TEST_F(LocalLevelTest, ReplacedNodeIsRestoredFromItsPartnerCopy) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(node_folder(1));  // node 1's local storage is new
+  MPI_Barrier(MPI_COMM_WORLD);
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 4);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(fs::exists(node_folder(1) / step_file(4)));  // sent back to node 1
+}
+
+TEST_F(LocalLevelTest, LostOwnAndPartnerCopyFallsBackToTheNewestFlush) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    fs::remove_all(node_folder(1));
+    fs::remove_all(partner_copy(0, 1, 4).parent_path());
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "shared");
+  EXPECT_EQ(result.running.global_step, 3);
+}
+
+TEST_F(LocalLevelTest, FlippedByteInALocalContainerIsSkippedForThePartnerCopy) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    const fs::path victim = node_folder(1) / step_file(4);
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    const auto middle = static_cast<std::streamoff>(fs::file_size(victim) / 2);
+    f.seekg(middle);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x01);
+    f.seekp(middle);
+    f.write(&c, 1);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 4);
+}
+
+TEST_F(LocalLevelTest, AnotherJobsLocalFilesAreIgnored) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  setenv("SLURM_JOB_ID", "4242", 1);  // the same folder, a later job
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "shared");
+  EXPECT_EQ(result.running.global_step, 3);
+}
+
+TEST_F(LocalLevelTest, FailureInEveryPhaseOfALocalSaveKeepsThePreviousCheckpoint) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  std::int64_t step = 10;
+  for (const char* point : {"save.plan", "save.write", "save.commit", "local.partner"}) {
+    for (int rank : {0, -1}) {
+      {
+        CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+        detail::inject_save_fault_for_testing(point, rank);
+        state.snapshot().running.global_step = ++step;
+        EXPECT_THROW(io.save(state.snapshot()), Error) << point << " on rank " << rank;
+        detail::inject_save_fault_for_testing("", -1);
+      }
+      const LoadResult result = restart(state);
+      EXPECT_EQ(result.level, "local") << point;
+      EXPECT_EQ(result.running.global_step, 4) << point << " on rank " << rank;
+    }
+  }
+  // A preemption stop makes the next save a flush, whatever flush_every says.
+  CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+  io.flush_next_save();
+  state.snapshot().running.global_step = 20;
+  io.save(state.snapshot());
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(fs::exists(shared / step_file(20)));
+}
+
+}  // namespace
+}  // namespace ckptio::test

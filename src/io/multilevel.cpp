@@ -1,0 +1,460 @@
+#include "io/multilevel.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "ckptio/error.hpp"
+#include "ckptio/verify.hpp"
+#include "core/fault.hpp"
+#include "core/log.hpp"
+#include "h5/library_lock.hpp"
+#include "io/fs_util.hpp"
+#include "io/log_format.hpp"
+#include "io/save_transaction.hpp"
+#include "mpi/agree.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace ckptio::detail {
+
+namespace {
+
+constexpr const char* kRecordFormat = "ckptio-local-level 1";
+constexpr const char* kRecordSuffix = ".level";
+constexpr std::size_t kMaxRecordBytes = 1 << 24;
+constexpr std::uint64_t kChunkBytes = std::uint64_t{64} << 20;
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string substitute_job(std::string text, const std::string& job) {
+  for (auto pos = text.find("%j"); pos != std::string::npos; pos = text.find("%j", pos + job.size()))
+    text.replace(pos, 2, job);
+  return text;
+}
+
+fs::path own_folder(const fs::path& local, int node) { return local / ("node" + std::to_string(node)); }
+fs::path partner_folder(const fs::path& local, int node) { return local / "partner" / ("node" + std::to_string(node)); }
+
+// Sends the file `send` (empty: nothing) to `dest` and receives a file from `src` into
+// `receive` at the same time (MPI_PROC_NULL for either side: none), in chunks; the received
+// file is written as receive.partial, fsynced and renamed. A failure on either side is
+// returned after the exchange has run to its end, so that the peer never waits for ever.
+std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src,
+                                     const fs::path& receive) {
+  std::optional<Failure> failure;
+  auto fail = [&](const std::string& message) {
+    if (!failure) failure = Failure{ErrorKind::Io, message};
+  };
+  std::FILE* in = nullptr;
+  std::int64_t send_size = -1;
+  if (dest != MPI_PROC_NULL) {
+    in = std::fopen(send.c_str(), "rb");
+    std::error_code ec;
+    const auto size = fs::file_size(send, ec);
+    if (!in || ec)
+      fail("cannot read " + send.string() + " for its partner copy");
+    else
+      send_size = static_cast<std::int64_t>(size);
+  }
+  std::int64_t receive_size = 0;
+  check_mpi(MPI_Sendrecv(&send_size, 1, MPI_INT64_T, dest, 0, &receive_size, 1, MPI_INT64_T, src, 0, comm.get(),
+                         MPI_STATUS_IGNORE),
+            "partner copy: MPI_Sendrecv");
+  const fs::path partial = receive.string() + ".partial";
+  std::FILE* out = nullptr;
+  if (src != MPI_PROC_NULL) {
+    if (receive_size < 0) fail("the node sending " + receive.filename().string() + " could not read it");
+    std::error_code ec;
+    fs::create_directories(receive.parent_path(), ec);
+    out = std::fopen(partial.c_str(), "wb");
+    if (!out) fail("cannot create " + partial.string());
+  }
+  const auto chunks = [](std::int64_t size) {
+    return size <= 0 ? std::int64_t{0} : (size + static_cast<std::int64_t>(kChunkBytes) - 1) / kChunkBytes;
+  };
+  const std::int64_t send_chunks = chunks(send_size);
+  const std::int64_t receive_chunks = src != MPI_PROC_NULL ? chunks(receive_size) : 0;
+  std::vector<char> outgoing(send_chunks ? kChunkBytes : 0);
+  std::vector<char> incoming(receive_chunks ? kChunkBytes : 0);
+  for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
+    int send_count = 0;
+    int receive_count = 0;
+    if (c < send_chunks) {
+      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_size - c * kChunkBytes));
+      if (std::fread(outgoing.data(), 1, send_count, in) != static_cast<std::size_t>(send_count))
+        fail("short read of " + send.string());
+    }
+    if (c < receive_chunks)
+      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_size - c * kChunkBytes));
+    check_mpi(MPI_Sendrecv(outgoing.data(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
+                           incoming.data(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
+                           comm.get(), MPI_STATUS_IGNORE),
+              "partner copy: MPI_Sendrecv");
+    if (out && receive_count && std::fwrite(incoming.data(), 1, receive_count, out) != std::size_t(receive_count))
+      fail("cannot write " + partial.string());
+  }
+  if (in) std::fclose(in);
+  if (out) {
+    if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) fail("cannot write " + partial.string());
+    std::fclose(out);
+    if (!failure) {
+      try {
+        rename_path(partial, receive);
+        fsync_directory(receive.parent_path());
+      } catch (const std::exception& e) {
+        fail(e.what());
+      }
+    } else {
+      std::error_code ec;
+      fs::remove(partial, ec);
+    }
+  }
+  return failure;
+}
+
+}  // namespace
+
+std::int64_t global_step_of(const std::string& name) {
+  const auto at = name.find("-global_step");
+  if (name.rfind("epoch", 0) != 0 || at == std::string::npos || name.size() < 3 ||
+      name.compare(name.size() - 3, 3, ".h5") != 0)
+    return -1;
+  const std::string digits = name.substr(at + 12, name.size() - 3 - at - 12);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 18) return -1;
+  return std::stoll(digits);
+}
+
+struct LocalLevel::Copy {
+  int node = 0;    // whose pieces (the saving node)
+  int holder = 0;  // the node whose storage has it now
+  std::int64_t global_step = 0;
+  fs::path file;
+  std::string record;  // the commit record's text
+};
+
+LocalLevel::LocalLevel(const Comm& world, const CheckpointOptions& options) : world_(world) {
+  job_ = env_or("SLURM_JOB_ID", "nojob");
+  partner_copies_ = options.partner_copies;
+  keep_last_ = options.local_keep_last;
+  // Testing only: CKPTIO_TEST_RANKS_PER_NODE=k makes nodes of k consecutive ranks, each with
+  // a local folder of its own, so that the node-local level can be tested on one host.
+  const int simulated = std::atoi(env_or("CKPTIO_TEST_RANKS_PER_NODE", "0").c_str());
+  MPI_Comm split = MPI_COMM_NULL;
+  if (simulated > 0)
+    check_mpi(MPI_Comm_split(world.get(), world.rank() / simulated, world.rank(), &split), "MPI_Comm_split");
+  else
+    check_mpi(MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &split),
+              "MPI_Comm_split_type");
+  node_comm_ = Comm(split);
+  MPI_Comm_free(&split);
+  MPI_Comm leaders = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(world.get(), node_comm_.rank() == 0 ? 0 : MPI_UNDEFINED, world.rank(), &leaders),
+            "MPI_Comm_split");
+  int index = 0;
+  int count = 0;
+  if (leaders != MPI_COMM_NULL) {
+    leaders_ = Comm(leaders);
+    MPI_Comm_free(&leaders);
+    index = leaders_.rank();
+    count = leaders_.size();
+  }
+  check_mpi(MPI_Bcast(&index, 1, MPI_INT, 0, node_comm_.get()), "MPI_Bcast");
+  check_mpi(MPI_Bcast(&count, 1, MPI_INT, 0, node_comm_.get()), "MPI_Bcast");
+  node_ = index;
+  nodes_ = count;
+  for (auto n : world.allgather_u64(static_cast<std::uint64_t>(node_))) rank_nodes_.push_back(static_cast<int>(n));
+  folder_ = fs::absolute(substitute_job(options.local_dir.string(), job_)).lexically_normal();
+  if (simulated > 0) folder_ /= "simulated-node" + std::to_string(node_);
+  run_agreed(world, "open local checkpoint folder", [&] {
+    if (options.flush_every < 1) throw UsageError("flush_every must be >= 1");
+    if (options.partner_copies < 0) throw UsageError("partner_copies must be >= 0");
+    if (options.local_keep_last < 1) throw UsageError("local_keep_last must be >= 1");
+    if (node_comm_.rank() != 0) return;
+    std::error_code ec;
+    fs::create_directories(own_folder(folder_, node_), ec);
+    if (ec) throw IoError("cannot create local checkpoint folder " + folder_.string() + ": " + ec.message());
+  });
+  if (partner_copies_ >= nodes_ && nodes_ > 1)
+    log_warn("partner_copies ", partner_copies_, " on ", nodes_, " nodes: each node's copy goes to all ", nodes_ - 1,
+             " others");
+  CheckpointOptions node_options;
+  node_options.lock_root = false;
+  node_io_ = std::make_unique<CheckpointIO>(node_comm_.get(), own_folder(folder_, node_), node_options);
+  log_info("node-local level in ", folder_.string(), " on ", nodes_, " node(s), ", partner_copies_, " partner cop",
+           partner_copies_ == 1 ? "y" : "ies", ", flush to the root every ", options.flush_every, " save(s)");
+}
+
+LocalLevel::~LocalLevel() = default;
+
+void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const int rank = world_.rank();
+  const fs::path own = own_folder(folder_, node_);
+  const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  // 1. This node's pieces, a container saved over the node's ranks.
+  std::optional<Failure> failure;
+  try {
+    CheckpointOptions node_options = options;
+    node_options.keep_last = 0;  // pruned below, with the commit records
+    node_options.export_safetensors.clear();
+    node_options.local_dir.clear();
+    const std::lock_guard hdf5_lock(h5::library_mutex());
+    SaveTransaction transaction(node_comm_, own, node_options, snapshot);
+    transaction.save_node_part(node_, nodes_);
+    transaction.run();
+  } catch (...) {
+    failure = capture_current_exception();
+  }
+  agree(world_, failure, "local save");
+  // 2. Partner copies: node N sends its container to N+1, ..., N+k (mod the node count).
+  const int copies = std::min(partner_copies_, nodes_ - 1);
+  std::vector<int> received_from;
+  run_agreed(world_, "local save: partner copy", [&] {
+    // Every leader takes part in every exchange, so the fault point (a failed copy) comes after.
+    if (node_comm_.rank() != 0) return save_fault_point("local.partner", rank);
+    std::optional<Failure> copy_failure;
+    for (int j = 1; j <= copies; ++j) {
+      const int dest = (node_ + j) % nodes_;
+      const int src = (node_ - j + nodes_) % nodes_;
+      auto f = exchange_file(leaders_, dest, own / name, src, partner_folder(folder_, src) / name);
+      if (f && !copy_failure) copy_failure = f;
+      received_from.push_back(src);
+    }
+    save_fault_point("local.partner", rank);
+    if (copy_failure) throw IoError(copy_failure->message);
+  });
+  // 3. Commit: every node and every copy succeeded; each node records what it holds.
+  json record{{"format", kRecordFormat},         {"job", job_},
+              {"rank_nodes", rank_nodes_},       {"global_step", snapshot.running.global_step},
+              {"epoch", snapshot.running.epoch}, {"file", name}};
+  // The agreement above is the commit point: the checkpoint is complete on every node. A
+  // record that cannot be written only makes that copy not count (a warning, not a failed
+  // save), as a retention failure never fails a committed shared save.
+  if (node_comm_.rank() == 0) {
+    try {
+      save_fault_point("local.commit", rank);
+      record["node"] = node_;
+      atomic_write_file(own / (name + kRecordSuffix), record.dump());
+      for (int src : received_from) {
+        record["node"] = src;
+        atomic_write_file(partner_folder(folder_, src) / (name + kRecordSuffix), record.dump());
+      }
+    } catch (const std::exception& e) {
+      log_line(LogLevel::Warn, std::string("local save: cannot record ") + name + ": " + e.what(), true);
+    }
+  }
+  run_agreed(world_, "local save: prune", [&] {
+    if (node_comm_.rank() == 0) prune();
+  });
+  const double seconds = world_.allreduce_max(seconds_since(start));
+  log_info("saved local checkpoint ", name, " on ", nodes_, " node(s) with ", copies, " partner cop",
+           copies == 1 ? "y" : "ies", " in ", fixed(seconds, 3), " s");
+}
+
+// This node's copies with a commit record of this job and layout (leaders only).
+std::vector<LocalLevel::Copy> LocalLevel::scan_copies() {
+  std::vector<Copy> found;
+  std::vector<fs::path> folders;
+  std::error_code ec;
+  for (const fs::path& base : {folder_, folder_ / "partner"}) {
+    for (const auto& entry : fs::directory_iterator(base, ec))
+      if (entry.is_directory() && entry.path().filename().string().rfind("node", 0) == 0)
+        folders.push_back(entry.path());
+  }
+  for (const auto& folder : folders) {
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      const std::string file_name = entry.path().filename().string();
+      if (file_name.size() < 7 || file_name.compare(file_name.size() - 6, 6, kRecordSuffix) != 0) continue;
+      Copy copy;
+      copy.holder = node_;
+      try {
+        const auto text = read_small_file(entry.path(), kMaxRecordBytes, "local checkpoint record");
+        if (!text) continue;
+        const json r = json::parse(*text);
+        if (r.value("format", "") != kRecordFormat) throw FormatError("unknown format");
+        if (r.at("job").get<std::string>() != job_) {
+          log_line(LogLevel::Warn,
+                   "ignoring local checkpoint " + entry.path().string() + ": it belongs to job " +
+                       r.at("job").get<std::string>() + ", not " + job_,
+                   true);
+          continue;
+        }
+        if (r.at("rank_nodes").get<std::vector<int>>() != rank_nodes_) {
+          log_line(
+              LogLevel::Warn,
+              "ignoring local checkpoint " + entry.path().string() + ": saved with another layout of ranks on nodes",
+              true);
+          continue;
+        }
+        copy.node = r.at("node").get<int>();
+        copy.global_step = r.at("global_step").get<std::int64_t>();
+        copy.file = folder / r.at("file").get<std::string>();
+        copy.record = *text;
+      } catch (const std::exception& e) {
+        log_line(LogLevel::Warn, "ignoring local checkpoint record " + entry.path().string() + ": " + e.what(), true);
+        continue;
+      }
+      if (copy.node < 0 || copy.node >= nodes_ || !fs::is_regular_file(copy.file, ec)) continue;
+      found.push_back(std::move(copy));
+    }
+  }
+  return found;
+}
+
+// Keeps the newest keep_last committed steps in each folder of this node; removes older
+// copies and any uncommitted container older than the newest committed one.
+void LocalLevel::prune() {
+  std::map<fs::path, std::set<std::int64_t>> committed;
+  for (const auto& c : scan_copies()) committed[c.file.parent_path()].insert(c.global_step);
+  for (const auto& [folder, steps] : committed) {
+    std::set<std::int64_t> keep;
+    for (auto it = steps.rbegin(); it != steps.rend() && static_cast<int>(keep.size()) < keep_last_; ++it)
+      keep.insert(*it);
+    const std::int64_t newest = *steps.rbegin();
+    std::error_code ec;
+    std::vector<fs::path> remove;
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      std::string n = entry.path().filename().string();
+      const bool is_record = n.size() > 6 && n.compare(n.size() - 6, 6, kRecordSuffix) == 0;
+      if (is_record) n.resize(n.size() - 6);
+      const std::int64_t step = global_step_of(n);
+      if (step < 0 || keep.count(step)) continue;
+      if (steps.count(step) || step < newest) remove.push_back(entry.path());
+    }
+    // Records first, so that a record never names a removed container.
+    std::sort(remove.begin(), remove.end(), [](const fs::path& a, const fs::path& b) {
+      return (a.extension() == kRecordSuffix) > (b.extension() == kRecordSuffix);
+    });
+    for (const auto& p : remove) fs::remove(p, ec);
+  }
+}
+
+std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const LoadOptions& options,
+                                                  std::int64_t shared_step) {
+  // What each node holds, known to every rank.
+  std::string mine;
+  run_agreed(world_, "load_latest: scan the local level", [&] {
+    if (node_comm_.rank() != 0) return;
+    json list = json::array();
+    for (const auto& c : scan_copies())
+      list.push_back({{"node", c.node}, {"step", c.global_step}, {"file", c.file.string()}, {"record", c.record}});
+    mine = list.dump();
+  });
+  std::vector<Copy> copies;
+  const auto gathered = world_.allgather_bytes(mine);
+  for (int r = 0; r < world_.size(); ++r) {
+    if (gathered[r].empty()) continue;
+    for (const auto& j : json::parse(gathered[r]))
+      copies.push_back({j["node"].get<int>(), rank_nodes_[r], j["step"].get<std::int64_t>(),
+                        j["file"].get<std::string>(), j["record"].get<std::string>()});
+  }
+  // Steps for which every node's container is held somewhere, newest first.
+  std::map<std::int64_t, std::vector<std::vector<const Copy*>>, std::greater<>> by_step;
+  for (const auto& c : copies) {
+    auto& per_node = by_step[c.global_step];
+    per_node.resize(nodes_);
+    per_node[c.node].push_back(&c);
+  }
+  for (const auto& [step, per_node] : by_step) {
+    if (step < shared_step) {
+      log_info("load_latest: the shared root's global_step ", shared_step,
+               " is newer than every complete local checkpoint: using the shared root");
+      return std::nullopt;
+    }
+    int missing = -1;
+    for (int n = 0; n < nodes_ && missing < 0; ++n)
+      if (per_node[n].empty()) missing = n;
+    if (missing >= 0) {
+      log_warn("load_latest: local checkpoint global_step ", step, " is incomplete: node ", missing,
+               "'s pieces are on no node of this allocation (own copy and partner copies lost)");
+      continue;
+    }
+    // Verify every copy of this step where it lies; pick a good one per node, its own first.
+    std::string verdicts;
+    run_agreed(world_, "load_latest: verify local copies", [&] {
+      if (node_comm_.rank() != 0) return;
+      for (int n = 0; n < nodes_; ++n)
+        for (const Copy* c : per_node[n]) {
+          if (c->holder != node_) continue;
+          const VerifyReport report = verify_container(MPI_COMM_SELF, c->file);
+          if (!report.ok())
+            log_line(LogLevel::Warn,
+                     "load_latest: skipping local copy " + c->file.string() + ": " + report.problems.front(), true);
+          verdicts += report.ok() ? '1' : '0';
+        }
+    });
+    const auto all_verdicts = world_.allgather_bytes(verdicts);
+    std::map<int, std::size_t> next_verdict;  // per holder node
+    std::vector<const Copy*> chosen(nodes_, nullptr);
+    std::map<int, int> leader_of_node;
+    for (int r = 0; r < world_.size(); ++r)
+      if (!leader_of_node.count(rank_nodes_[r])) leader_of_node[rank_nodes_[r]] = r;
+    for (int n = 0; n < nodes_; ++n)
+      for (const Copy* c : per_node[n]) {
+        const bool good = all_verdicts[leader_of_node[c->holder]][next_verdict[c->holder]++] == '1';
+        if (good && (!chosen[n] || c->holder == n)) chosen[n] = c;
+      }
+    int unverified = -1;
+    for (int n = 0; n < nodes_ && unverified < 0; ++n)
+      if (!chosen[n]) unverified = n;
+    if (unverified >= 0) {
+      log_warn("load_latest: local checkpoint global_step ", step, ": no copy of node ", unverified,
+               "'s pieces passes verification");
+      continue;
+    }
+    // Copies a node lacks travel from the node that holds one, in node order.
+    std::string moved;
+    const fs::path own = own_folder(folder_, node_);
+    run_agreed(world_, "load_latest: send local copies", [&] {
+      if (node_comm_.rank() != 0) return;
+      for (int n = 0; n < nodes_; ++n) {
+        const Copy* c = chosen[n];
+        if (c->holder == n) continue;
+        moved += (moved.empty() ? "" : ", ") + std::string("node ") + std::to_string(n) + "'s from node " +
+                 std::to_string(c->holder);
+        if (node_ != n && node_ != c->holder) continue;
+        const bool sending = node_ == c->holder;
+        const fs::path target = own / c->file.filename();
+        auto f =
+            exchange_file(leaders_, sending ? n : MPI_PROC_NULL, c->file, sending ? MPI_PROC_NULL : c->holder, target);
+        if (f) throw IoError(f->message);
+        if (!sending) atomic_write_file(target.string() + kRecordSuffix, c->record);
+      }
+    });
+    std::optional<LoadResult> result;
+    std::optional<Failure> failure;
+    try {
+      result = node_io_->load(own / chosen[node_]->file.filename(), targets, options);
+    } catch (...) {
+      failure = capture_current_exception();
+    }
+    if (auto agreed = agree_failure(world_, failure, "load_latest: local checkpoint")) {
+      log_warn("load_latest: cannot restore local checkpoint global_step ", step, ": ", agreed->message);
+      continue;
+    }
+    result->level = "local";
+    result->saved_world_size = world_.size();
+    log_info("load_latest: restored local checkpoint global_step ", step, " from ", nodes_, " node(s)",
+             moved.empty() ? std::string(", each its own copy") : "; partner copies used: " + moved,
+             shared_step >= 0 ? " (the shared root's newest is global_step " + std::to_string(shared_step) + ")"
+                              : std::string());
+    return result;
+  }
+  if (!by_step.empty() || shared_step >= 0)
+    log_info("load_latest: no complete local checkpoint on the nodes of this allocation: using the shared root");
+  return std::nullopt;
+}
+
+}  // namespace ckptio::detail
