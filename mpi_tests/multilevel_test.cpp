@@ -110,6 +110,27 @@ TEST_F(LocalLevelTest, ReplacedNodeIsRestoredFromItsPartnerCopy) {
   EXPECT_TRUE(fs::exists(node_folder(1) / step_file(4)));  // sent back to node 1
 }
 
+// A requeued job on an overlapping node set: the nodes' indices are swapped, so each node
+// holds the other's container as its own folder's and its own as a partner copy. Each node
+// reads the copy it holds of its own pieces where it lies.
+TEST_F(LocalLevelTest, NodesThatSwappedIndicesReadThePartnerCopiesTheyHold) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    const fs::path node0 = local.path() / "simulated-node0";
+    const fs::path node1 = local.path() / "simulated-node1";
+    fs::rename(node0, local.path() / "swap");
+    fs::rename(node1, node0);
+    fs::rename(local.path() / "swap", node1);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 4);
+}
+
 TEST_F(LocalLevelTest, LostOwnAndPartnerCopyFallsBackToTheNewestFlush) {
   TestState state(specs, world_rank(), n);
   state.fill();

@@ -436,7 +436,11 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
     std::optional<LoadResult> result;
     std::optional<Failure> failure;
     try {
-      result = node_io_->load(own / chosen[node_]->file.filename(), targets, options);
+      // A copy this node holds itself is read where it lies: its own container, or a partner
+      // copy (a requeued job may give this node another index than the job that saved it).
+      const Copy* mine_chosen = chosen[node_];
+      result = node_io_->load(mine_chosen->holder == node_ ? mine_chosen->file : own / mine_chosen->file.filename(),
+                              targets, options);
     } catch (...) {
       failure = capture_current_exception();
     }

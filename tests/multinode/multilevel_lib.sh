@@ -1,0 +1,109 @@
+# shellcheck shell=bash disable=SC2034  # LEVEL_FLAGS is read by the test scripts
+# Helpers of the multilevel tests (sourced): those of multinode_lib.sh, plus a job that runs
+# the trainer as several job steps in one allocation (multilevel_steps.sh) so that the test
+# can kill a rank, wipe or damage a node's local folder between two steps. The trainer's
+# node-local folder is /local/ckptio-<name>-<job>: /local is each node's own tmpfs. The
+# local folders of the test are removed from every node at exit.
+source "$(dirname "${BASH_SOURCE[0]}")/multinode_lib.sh"
+STEPS_SCRIPT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/multilevel_steps.sh
+
+# Every step saves (locally), every 5th save is also flushed to the shared root. Steps of
+# 500 ms: a rank killed right after rank 0 reports a save dies long before the next save.
+LEVEL_FLAGS=(--steps 12 --ckpt-every 1 --flush-every 5 --step-sleep-ms 500 --no-preemption-guard)
+LEVEL_NAMES=()
+
+remove_local_folders() {
+  local node name
+  for node in $(cat "$CKPTIO_VCLUSTER_DIR/nodes" 2>/dev/null); do
+    for name in "${LEVEL_NAMES[@]}"; do
+      "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" 2>/dev/null || true
+    done
+  done
+}
+on_exit_removing_local_folders() {
+  local status=$?
+  remove_local_folders
+  (exit "$status")
+  on_exit
+}
+trap on_exit_removing_local_folders EXIT
+
+# local_dir_of <name> <job>: the run's node-local folder (the same path on every node).
+local_dir_of() { echo "/local/ckptio-$1-$2"; }
+
+# submit_steps <name> <runs> <sbatch options...> -- <trainer flags...>: submits the trainer as
+# <runs> job steps of one job (no requeue), shared root $WORK/<name>, output $WORK/<name>.out,
+# node-local folder local_dir_of <name> <job>; sets JOB.
+submit_steps() {
+  local name=$1 runs=$2
+  shift 2
+  local sbatch_args=()
+  while [[ $1 != -- ]]; do
+    sbatch_args+=("$1")
+    shift
+  done
+  shift
+  mkdir -p "$WORK/$name.markers"
+  LEVEL_NAMES+=("$name")
+  echo "+ sbatch ${sbatch_args[*]} multilevel_steps.sh $runs train_toy $* --local-dir $(local_dir_of "$name" %j)"
+  JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" --no-requeue "${sbatch_args[@]}" \
+    "$STEPS_SCRIPT" "$runs" "$WORK/$name.markers" "$TRAINER" --ckpt-dir "$WORK/$name" \
+    --local-dir "$(local_dir_of "$name" %j)" "$@")
+  JOB=${JOB%%;*}
+  JOBS+=("$JOB")
+  echo "  job $JOB"
+}
+
+# kill_rank_after_save <name> <node> <step>: SIGKILLs one rank of the run on <node> as soon as
+# rank 0 reports the save of <step>.
+kill_rank_after_save() {
+  local name=$1 node=$2 step=$3 victim="" deadline=$((SECONDS + 90))
+  until [[ -n $victim ]]; do
+    ((SECONDS < deadline)) || fail "no rank of $name on $node after 90 s"
+    victim=$(rank_pids_on "$name" "$node" | head -n 1)
+    sleep 0.1
+  done
+  until grep -q "^saved .* at global_step $step " "$WORK/$name.out"; do
+    ((SECONDS < deadline)) || fail "$name did not save step $step"
+    sleep 0.05
+  done
+  kill -9 "$victim"
+  echo "  SIGKILLed rank pid $victim on $node after the save of step $step"
+}
+
+# between_steps <name> <k> <command...>: once job step <k> has ended, runs the command, then
+# lets step k+1 start.
+between_steps() {
+  local name=$1 k=$2
+  shift 2
+  wait_until 60 test -f "$WORK/$name.markers/step$k.ended"
+  "$@"
+  touch "$WORK/$name.markers/step$k.go"
+}
+
+# in_node <node> <command...>: runs the command in the node's namespaces (its /local).
+in_node() { "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$1" -- "${@:2}"; }
+
+# wipe_local <node> <folder>: the node's local folder is gone, as on a replaced node.
+wipe_local() {
+  echo "  wiping $2 on $1 ($(in_node "$1" find "$2" -type f | wc -l) files)"
+  in_node "$1" rm -rf "$2"
+}
+
+# flip_middle_byte <node> <file>: inverts the lowest bit of the byte in the middle of the file.
+flip_middle_byte() {
+  echo "  flipping a byte of $2 on $1"
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  in_node "$1" bash -c 'set -e; size=$(stat -c %s "$1"); at=$((size / 2))
+    byte=$(od -An -tu1 -j "$at" -N 1 "$1" | tr -d " ")
+    printf "\\$(printf %03o $((byte ^ 1)))" | dd of="$1" bs=1 seek="$at" conv=notrunc status=none' _ "$2"
+}
+
+# check_finished <name> <job> <reference digest>: the job completed, its last step finished
+# with the digest of the uninterrupted run, and its first step was killed.
+check_finished() {
+  local out=$WORK/$1.out
+  expect_equal "job state" COMPLETED "$(job_field "$2" JobState)"
+  expect_line "$out" '^=== job [0-9]+ step 1: mpirun exited with [1-9]'
+  expect_equal "final digest" "$3" "$(digest_in "$out")"
+}
