@@ -15,7 +15,7 @@ wait_ended "$job" 120
 out=$WORK/injob.out
 check_finished injob "$job" "$expected"
 expect_line "$out" "^saved $WORK/injob/epoch0-global_step5\\.h5 at global_step 5 "
-expect_line "$out" "^saved $(local_dir_of injob "$job")/node1/epoch0-global_step7\\.h5 at global_step 7 "
+expect_line "$out" "^saved $(local_dir_of injob "$job")/node0/epoch0-global_step7\\.h5 at global_step 7 "
 expect_line "$out" "load_latest: restored local checkpoint global_step 7 from 2 node\\(s\\), each its own copy \\(the shared root's newest is global_step 5\\)"
 expect_equal "resumed" "resumed from local checkpoint global_step 7" "$(grep '^resumed from [a-z]* checkpoint' "$out")"
 echo PASS

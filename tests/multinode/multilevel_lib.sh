@@ -14,16 +14,17 @@ LEVEL_NAMES=()
 
 remove_local_folders() {
   local node name
-  for node in $(cat "$CKPTIO_VCLUSTER_DIR/nodes" 2>/dev/null); do
+  while read -r node; do
     for name in "${LEVEL_NAMES[@]}"; do
-      "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" 2>/dev/null || true
+      "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
     done
-  done
+  done <"$CKPTIO_VCLUSTER_DIR/nodes"
 }
 on_exit_removing_local_folders() {
   local status=$?
+  set +e
   remove_local_folders
-  (exit "$status")
+  (exit "$status") # on_exit reads the test's status from $?
   on_exit
 }
 trap on_exit_removing_local_folders EXIT
@@ -57,10 +58,11 @@ submit_steps() {
 # kill_rank_after_save <name> <node> <step>: SIGKILLs one rank of the run on <node> as soon as
 # rank 0 reports the save of <step>.
 kill_rank_after_save() {
-  local name=$1 node=$2 step=$3 victim="" deadline=$((SECONDS + 90))
+  local name=$1 node=$2 step=$3 victim="" deadline=$((SECONDS + 90)) pids
   until [[ -n $victim ]]; do
     ((SECONDS < deadline)) || fail "no rank of $name on $node after 90 s"
-    victim=$(rank_pids_on "$name" "$node" | head -n 1)
+    pids=$(rank_pids_on "$name" "$node")
+    victim=${pids%%$'\n'*}
     sleep 0.1
   done
   until grep -q "^saved .* at global_step $step " "$WORK/$name.out"; do

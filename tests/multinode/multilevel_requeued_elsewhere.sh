@@ -15,7 +15,7 @@ submit_nodes requeued -p low -N 2 --ntasks-per-node=2 --exclusive -- --steps 80 
   --step-sleep-ms 100 --walltime-margin 10 --local-dir "$(local_dir_of requeued %j)"
 job=$JOB
 out=$WORK/requeued.out
-saved_local() { grep -q "^saved $(local_dir_of requeued "$job")/node0/epoch0-global_step10\\.h5 " "$out"; }
+saved_local() { grep -qs "^saved $(local_dir_of requeued "$job")/node0/epoch0-global_step10\\.h5 " "$out"; }
 wait_until 90 saved_local
 expect_equal "first run's nodes" "node[1-2]" "$(job_nodes "$job")"
 echo "+ sbatch -p high -N 1 -w node1 --exclusive --wrap 'sleep 120'"
