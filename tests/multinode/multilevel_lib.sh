@@ -14,6 +14,7 @@ LEVEL_NAMES=()
 
 remove_local_folders() {
   local node name
+  [[ -f $CKPTIO_VCLUSTER_DIR/nodes ]] || return 0
   while read -r node; do
     for name in "${LEVEL_NAMES[@]}"; do
       "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
