@@ -102,10 +102,14 @@ flip_middle_byte() {
     printf "\\$(printf %03o $((byte ^ 1)))" | dd of="$1" bs=1 seek="$at" conv=notrunc status=none' _ "$2"
 }
 
+# show_restores <name>: what the restarts logged about the levels.
+show_restores() { sed -n 's/^\[ckptio\] \[rank 0\] \[[a-z]*\] \(load_latest: .*\)/  \1/p' "$WORK/$1.out"; }
+
 # check_finished <name> <job> <reference digest>: the job completed, its last step finished
 # with the digest of the uninterrupted run, and its first step was killed.
 check_finished() {
   local out=$WORK/$1.out
+  show_restores "$1"
   expect_equal "job state" COMPLETED "$(job_field "$2" JobState)"
   expect_line "$out" '^=== job [0-9]+ step 1: mpirun exited with [1-9]'
   expect_equal "final digest" "$3" "$(digest_in "$out")"

@@ -24,6 +24,7 @@ JOBS+=("$high")
 wait_ended_kicking "$job" 150
 scancel "$high"
 expect_equal "second run's nodes" "node[2-3]" "$(job_nodes "$job")"
+show_restores requeued
 check_requeued_once requeued "$job" "$expected" 4
 stop=$STOP_STEP
 # The only checkpoint of the shared root is the guard's flush of the stopping step.
