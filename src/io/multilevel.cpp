@@ -175,6 +175,12 @@ LocalLevel::LocalLevel(const Comm& world, const CheckpointOptions& options) : wo
   node_ = index;
   nodes_ = count;
   for (auto n : world.allgather_u64(static_cast<std::uint64_t>(node_))) rank_nodes_.push_back(static_cast<int>(n));
+  // Node numbers follow the lowest rank of each node; logs also name the host, which users know.
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const auto hosts = world.allgather_bytes(host);
+  node_hosts_.assign(nodes_, std::string());
+  for (int r = world.size() - 1; r >= 0; --r) node_hosts_[rank_nodes_[r]] = hosts[r];
   folder_ = fs::absolute(substitute_job(options.local_dir.string(), job_)).lexically_normal();
   if (simulated > 0) folder_ /= "simulated-node" + std::to_string(node_);
   run_agreed(world, "open local checkpoint folder", [&] {
@@ -197,6 +203,10 @@ LocalLevel::LocalLevel(const Comm& world, const CheckpointOptions& options) : wo
 }
 
 LocalLevel::~LocalLevel() = default;
+
+std::string LocalLevel::node_name(int node) const {
+  return "node " + std::to_string(node) + " (host " + node_hosts_[node] + ")";
+}
 
 void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -377,8 +387,8 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
     for (int n = 0; n < nodes_ && missing < 0; ++n)
       if (per_node[n].empty()) missing = n;
     if (missing >= 0) {
-      log_warn("load_latest: local checkpoint global_step ", step, " is incomplete: node ", missing,
-               "'s pieces are on no node of this allocation (own copy and partner copies lost)");
+      log_warn("load_latest: local checkpoint global_step ", step, " is incomplete: the pieces of ", node_name(missing),
+               " are on no node of this allocation (own copy and partner copies lost)");
       continue;
     }
     // Verify every copy of this step where it lies; pick a good one per node, its own first.
@@ -410,8 +420,8 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
     for (int n = 0; n < nodes_ && unverified < 0; ++n)
       if (!chosen[n]) unverified = n;
     if (unverified >= 0) {
-      log_warn("load_latest: local checkpoint global_step ", step, ": no copy of node ", unverified,
-               "'s pieces passes verification");
+      log_warn("load_latest: local checkpoint global_step ", step, ": no copy of the pieces of ", node_name(unverified),
+               " passes verification");
       continue;
     }
     // Copies a node lacks travel from the node that holds one, in node order.
@@ -422,8 +432,7 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
       for (int n = 0; n < nodes_; ++n) {
         const Copy* c = chosen[n];
         if (c->holder == n) continue;
-        moved += (moved.empty() ? "" : ", ") + std::string("node ") + std::to_string(n) + "'s from node " +
-                 std::to_string(c->holder);
+        moved += (moved.empty() ? "" : ", ") + node_name(n) + " from " + node_name(c->holder);
         if (node_ != n && node_ != c->holder) continue;
         const bool sending = node_ == c->holder;
         const fs::path target = own / c->file.filename();

@@ -50,6 +50,7 @@ class LocalLevel {
  private:
   struct Copy;
   std::vector<Copy> scan_copies();
+  std::string node_name(int node) const;  // "node 1 (host gpu17)"
   void prune();
 
   const Comm& world_;
@@ -57,7 +58,8 @@ class LocalLevel {
   Comm leaders_;  // the lowest world rank of each node; unset elsewhere
   int node_ = 0;
   int nodes_ = 1;
-  std::vector<int> rank_nodes_;  // node of each world rank
+  std::vector<int> rank_nodes_;          // node of each world rank
+  std::vector<std::string> node_hosts_;  // host name of each node (of its lowest rank), for logs
   std::string job_;
   std::filesystem::path folder_;  // this node's local folder, job substituted
   int partner_copies_ = 1;

@@ -15,6 +15,6 @@ wait_ended "$job" 120
 out=$WORK/flipped.out
 check_finished flipped "$job" "$expected"
 expect_line "$out" "load_latest: skipping local copy ${victim//./\\.}: "
-expect_line "$out" "load_latest: restored local checkpoint global_step 7 from 2 node\\(s\\); partner copies used: node 1's from node 0 "
+expect_line "$out" "load_latest: restored local checkpoint global_step 7 from 2 node\\(s\\); partner copies used: node 1 \\(host node2\\) from node 0 \\(host node1\\) "
 expect_equal "resumed" "resumed from local checkpoint global_step 7" "$(grep '^resumed from [a-z]* checkpoint' "$out")"
 echo PASS

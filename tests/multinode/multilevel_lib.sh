@@ -103,7 +103,7 @@ flip_middle_byte() {
 }
 
 # show_restores <name>: what the restarts logged about the levels.
-show_restores() { sed -n 's/^\[ckptio\] \[rank 0\] \[[a-z]*\] \(load_latest: .*\)/  \1/p' "$WORK/$1.out"; }
+show_restores() { sed -n 's/^\[ckptio\] \[rank [0-9]*\] \[[a-z]*\] \(load_latest: .*\)/  \1/p' "$WORK/$1.out"; }
 
 # check_finished <name> <job> <reference digest>: the job completed, its last step finished
 # with the digest of the uninterrupted run, and its first step was killed.

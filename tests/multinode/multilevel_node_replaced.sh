@@ -15,7 +15,7 @@ between_steps replaced 1 wipe_local node2 "$local_dir"
 wait_ended "$job" 120
 out=$WORK/replaced.out
 check_finished replaced "$job" "$expected"
-expect_line "$out" "load_latest: restored local checkpoint global_step 7 from 2 node\\(s\\); partner copies used: node 1's from node 0 "
+expect_line "$out" "load_latest: restored local checkpoint global_step 7 from 2 node\\(s\\); partner copies used: node 1 \\(host node2\\) from node 0 \\(host node1\\) "
 expect_equal "resumed" "resumed from local checkpoint global_step 7" "$(grep '^resumed from [a-z]* checkpoint' "$out")"
 # node2 has its container back, and saved its later steps beside it.
 in_node node2 test -f "$local_dir/node1/epoch0-global_step12.h5" || fail "node2 has no local checkpoint of step 12"

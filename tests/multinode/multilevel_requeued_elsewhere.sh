@@ -29,6 +29,6 @@ check_requeued_once requeued "$job" "$expected" 4
 stop=$STOP_STEP
 # The only checkpoint of the shared root is the guard's flush of the stopping step.
 expect_equal "shared root" "epoch0-global_step$stop.h5" "$(cd "$WORK/requeued" && ls -- *.h5)"
-expect_line "$out" "load_latest: restored local checkpoint global_step $stop from 2 node\\(s\\); partner copies used: node 1's from node 0 \\(the shared root's newest is global_step $stop\\)"
+expect_line "$out" "load_latest: restored local checkpoint global_step $stop from 2 node\\(s\\); partner copies used: node 1 \\(host node3\\) from node 0 \\(host node2\\) \\(the shared root's newest is global_step $stop\\)"
 expect_equal "resumed" "resumed from local checkpoint global_step $stop" "$(grep '^resumed from [a-z]* checkpoint' "$out")"
 echo PASS

@@ -17,7 +17,7 @@ wait_ended "$job" 120
 out=$WORK/lost.out
 check_finished lost "$job" "$expected"
 for step in 7 6; do
-  expect_line "$out" "load_latest: local checkpoint global_step $step is incomplete: node 1's pieces are on no node of this allocation \\(own copy and partner copies lost\\)"
+  expect_line "$out" "load_latest: local checkpoint global_step $step is incomplete: the pieces of node 1 \\(host node2\\) are on no node of this allocation \\(own copy and partner copies lost\\)"
 done
 expect_line "$out" "load_latest: no complete local checkpoint on the nodes of this allocation: using the shared root"
 expect_equal "resumed" "resumed from shared checkpoint global_step 5" "$(grep '^resumed from [a-z]* checkpoint' "$out")"
