@@ -60,10 +60,10 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
 
   // Tensor order: by group; within a group, rank 0's order, then tensors only other ranks
   // hold, in rank order. slot[r][i]: the planned tensor of rank r's declaration i.
-  std::size_t most = 0;
-  for (const auto& decls : decls_per_rank) most = std::max(most, decls.size());
+  std::size_t declared = 0;
+  for (const auto& decls : decls_per_rank) declared += decls.size();
   std::unordered_map<DeclKey, std::size_t, DeclKeyHash> index;
-  index.reserve(most);
+  index.reserve(declared);
   std::vector<std::vector<std::size_t>> slot(world);
   for (int r = 0; r < world; ++r) slot[r].resize(decls_per_rank[r].size());
   std::vector<int> first_holder;
@@ -93,13 +93,19 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
     }
   }
 
-  // Distinct pieces per tensor with their holders.
+  // Distinct pieces per tensor with their holders (room for as many as the ranks declare).
+  std::vector<std::uint32_t> declared_pieces(plan.tensors.size(), 0);
+  for (int r = 0; r < world; ++r)
+    for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di)
+      declared_pieces[slot[r][di]] += static_cast<std::uint32_t>(decls_per_rank[r][di].segments.size());
+  for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) plan.tensors[ti].pieces.reserve(declared_pieces[ti]);
   struct Candidate {
     std::uint64_t bytes;
     std::uint32_t tensor;
     std::uint32_t piece;
   };
   std::vector<Candidate> all_pieces;
+  all_pieces.reserve(std::accumulate(declared_pieces.begin(), declared_pieces.end(), std::size_t{0}));
   for (int r = 0; r < world; ++r) {
     for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
       const auto& d = decls_per_rank[r][di];

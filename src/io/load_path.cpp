@@ -326,18 +326,26 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   const auto start = std::chrono::steady_clock::now();
   FileLoad load(comm, file.string(), targets, options);
   load.result.path = load.file_name;
+  detail::PhaseTimes phases;  // for the debug log
   load.open();
+  phases.done("open and index");
   load.check_keys();
+  phases.done("keys");
   load.check_requests();
+  phases.done("plan");
   load.agreed([&] {
     load.read_pieces();
     load.read_blobs();
   });
   detail::run_agreed(comm, "load: close " + load.file_name, [&] { load.reader->close(); });
   load.reader.reset();
+  phases.done("read");
   LoadResult& result = load.result;
   result.bytes_read = load.read_plan.bytes_per_rank[comm.rank()];
   exchange_replicas(load.read_plan, load.request_tensor, targets, device_targets, result);
+  phases.done("replicas");
+  detail::log_debug("load ", load.file_name, ": ", load.index.tensors.size(),
+                    " tensors; seconds per phase: ", phases.text());
   log_load(load.file_name, load.index.world_size, seconds_since(start), result);
   return std::move(result);
 }
