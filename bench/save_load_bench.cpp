@@ -57,6 +57,7 @@ struct BenchOptions {
   std::string workload = "blocks";
   bool posix_baseline = false;
   bool export_safetensors = false;
+  bool print_workload_bytes = false;
   bool baselines_first = false;
   std::uint64_t alignment = 0;
 };
@@ -159,6 +160,9 @@ void remove_when_all_done(const Job& job, const fs::path& path) {
   if (job.is_root()) fs::remove_all(path);
   MPI_Barrier(job.comm);
 }
+
+// Row blocks per tensor in the saved layout: the workload's, else one per rank.
+int saved_parts(const Job& job, const Workload& workload) { return workload.parts ? workload.parts : job.size; }
 
 void print(const Job& job, const nlohmann::ordered_json& record) {
   if (job.is_root()) std::cout << record.dump() << std::endl;
@@ -490,7 +494,7 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     print(job, record);
 
     const std::int64_t global_step = snapshot.running.global_step;
-    measure_load(job, options, workload, io, path, "load", job.size, repeat, global_step);
+    measure_load(job, options, workload, io, path, "load", saved_parts(job, workload), repeat, global_step);
     if (options.reshard_ranks > 0) {
       measure_load(job, options, workload, io, path, "load_resharded", options.reshard_ranks, repeat, global_step);
     }
@@ -502,7 +506,8 @@ void run_repeat(const Job& job, const BenchOptions& options, const Workload& wor
     }
     if (options.async) measure_async_save(job, options, workload, io, snapshot, seconds, repeat);
     if (options.compare_verify) {  // the cost of checksum verification on load
-      measure_load(job, options, workload, io, path, "load_unverified", job.size, repeat, global_step, false);
+      measure_load(job, options, workload, io, path, "load_unverified", saved_parts(job, workload), repeat, global_step,
+                   false);
       if (options.reshard_ranks > 0)
         measure_load(job, options, workload, io, path, "load_resharded_unverified", options.reshard_ranks, repeat,
                      global_step, false);
@@ -539,9 +544,12 @@ int parse_options(int argc, char** argv, const Job& job, BenchOptions& options) 
       ->capture_default_str();
   app.add_option("--workload", options.workload,
                  "blocks: --tensors equal tensors of --columns; llm: 300 parameters of mixed sizes, 2 optimizer "
-                 "tensors each and an EMA copy, about --bytes in all")
-      ->check(CLI::IsMember({"blocks", "llm"}))
+                 "tensors each and an EMA copy, about --bytes in all; moe: --tensors expert matrices of 256 B to 64 "
+                 "KiB with optimizer and EMA copies, each whole on one rank (--bytes and --columns unused)")
+      ->check(CLI::IsMember({"blocks", "llm", "moe"}))
       ->capture_default_str();
+  app.add_flag("--print-workload-bytes", options.print_workload_bytes,
+               "print the workload's bytes of tensor data and exit (bench/run's reference size for --workload moe)");
   app.add_flag("--posix-baseline", options.posix_baseline,
                "also time the plain alternatives: every rank write()s its blocks to a file of its own and fsyncs it "
                "(op posix_file_per_rank), and every rank pwrite()s them into one shared file (op posix_shared_file)");
@@ -589,17 +597,22 @@ int run(int argc, char** argv) {
 
   Workload workload;
   try {
-    workload = options.workload == "llm" ? make_llm_workload(options.bytes)
-                                         : make_workload(options.bytes, options.tensors, options.columns, job.size);
+    workload = options.workload == "llm"   ? make_llm_workload(options.bytes)
+               : options.workload == "moe" ? make_moe_workload(options.tensors)
+                                           : make_workload(options.bytes, options.tensors, options.columns, job.size);
   } catch (const std::invalid_argument& e) {
     // Every rank reached the same verdict from the same arguments: say it once.
     if (job.is_root()) std::cerr << e.what() << "\n";
     return 2;
   }
+  if (options.print_workload_bytes) {
+    if (job.is_root()) std::cout << workload.total_bytes() << std::endl;
+    return 0;
+  }
   if (job.is_root()) fs::create_directories(options.dir);
   MPI_Barrier(job.comm);
 
-  std::vector<LocalBlock> blocks = take_blocks(workload, job.size, job.rank, job.size);
+  std::vector<LocalBlock> blocks = take_blocks(workload, saved_parts(job, workload), job.rank, job.size);
   for (LocalBlock& block : blocks) fill_pattern(workload, block);
   for (int repeat = 0; repeat < options.repeats; ++repeat) {
     const ckptio::Snapshot snapshot = make_snapshot(workload, blocks, repeat + 1);

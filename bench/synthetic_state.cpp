@@ -79,6 +79,32 @@ Workload make_llm_workload(std::uint64_t bytes) {
   return workload;
 }
 
+Workload make_moe_workload(int tensors) {
+  if (tensors < 1) throw std::invalid_argument("--tensors must be at least 1");
+  constexpr int kExperts = 64;
+  const char* const matrices[] = {"w1", "w2", "w3"};
+  Workload workload;
+  workload.columns = 16;
+  workload.parts = 1;
+  auto add = [&](int group, const std::string& name, std::int64_t rows) {
+    if (workload.tensor_count() == tensors) return;
+    workload.rows.push_back(rows);
+    workload.groups.push_back(group);
+    workload.names.push_back(name);
+  };
+  for (std::int64_t p = 0; workload.tensor_count() < tensors; ++p) {
+    const std::int64_t layer = p / (3 * kExperts), expert = p / 3 % kExperts;
+    const std::string name = "layers." + std::to_string(layer) + ".mlp.experts." + std::to_string(expert) + "." +
+                             matrices[p % 3] + ".weight";
+    const std::int64_t rows = std::int64_t{4} << ((p * 5 + layer) % 9);  // 4 .. 1,024 rows of 64 bytes
+    add(0, name, rows);
+    add(1, name + ".exp_avg", rows);
+    add(1, name + ".exp_avg_sq", rows);
+    add(2, name, rows);
+  }
+  return workload;
+}
+
 RowBlock row_block(std::int64_t rows, int parts, int part) {
   const std::int64_t base = rows / parts;
   const std::int64_t extra = rows % parts;

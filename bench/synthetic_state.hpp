@@ -19,6 +19,8 @@ struct Workload {
   std::vector<std::int64_t> rows;  // one entry per tensor
   std::vector<int> groups;         // index into ckptio::kGroupNames, per tensor
   std::vector<std::string> names;  // per tensor
+  // Row blocks per tensor in the saved layout (take_blocks' parts); 0: one per rank.
+  int parts = 0;
 
   int tensor_count() const { return static_cast<int>(rows.size()); }
   std::uint64_t total_bytes() const;
@@ -38,6 +40,12 @@ Workload make_workload(std::uint64_t bytes, int tensors, std::int64_t columns, s
 // model group, two optimizer tensors per parameter (exp_avg, exp_avg_sq) and an EMA copy:
 // 1,200 tensors of mixed sizes. h (the columns) is chosen to fit `bytes`, a multiple of 8.
 Workload make_llm_workload(std::uint64_t bytes);
+
+// A mixture-of-experts-like state of `tensors` tensors: per layer 64 experts of 3 matrices
+// (w1, w2, w3) of 16 F32 columns and 4 to 1,024 rows (256 B to 64 KiB, spread evenly over
+// the powers of two), each with its two optimizer tensors and an EMA copy. Every tensor is
+// held whole by one rank, in turn (expert parallelism: parts = 1).
+Workload make_moe_workload(int tensors);
 
 struct RowBlock {
   std::int64_t begin = 0;

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <map>
 #include <numeric>
+#include <string_view>
+#include <unordered_map>
 
 #include "ckptio/error.hpp"
 #include "ckptio/snapshot.hpp"
@@ -16,6 +18,39 @@ namespace {
 
 std::string qualified(int group, const std::string& name) { return std::string(kGroupNames[group]) + "/" + name; }
 
+// A tensor's key in the ranks' declarations, which outlive the planning.
+struct DeclKey {
+  int group;
+  std::string_view name;
+  bool operator==(const DeclKey&) const = default;
+};
+struct DeclKeyHash {
+  std::size_t operator()(const DeclKey& k) const noexcept {
+    return std::hash<std::string_view>()(k.name) ^ static_cast<std::size_t>(k.group);
+  }
+};
+
+// Whether the pieces tile the tensor as blocks of whole rows (every dimension but the
+// first spanned, the first split without a hole or an overlap): how saves usually split a
+// tensor, decided without the general coverage count and its allocations.
+bool tiles_by_rows(const Shape& shape, const std::vector<PlannedPiece>& pieces) {
+  if (shape.empty()) return !pieces.empty();
+  std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // begin, end
+  rows.reserve(pieces.size());
+  for (const auto& p : pieces) {
+    for (std::size_t d = 1; d < shape.size(); ++d)
+      if (p.block.offset[d] != 0 || p.block.count[d] != shape[d]) return false;
+    if (p.block.count[0] > 0) rows.emplace_back(p.block.offset[0], p.block.offset[0] + p.block.count[0]);
+  }
+  std::sort(rows.begin(), rows.end());
+  std::int64_t end = 0;
+  for (const auto& [b, e] : rows) {
+    if (b != end) return false;
+    end = e;
+  }
+  return end == shape[0];
+}
+
 }  // namespace
 
 WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank, Coverage coverage) {
@@ -24,14 +59,21 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
   plan.bytes_per_rank.assign(world, 0);
 
   // Tensor order: by group; within a group, rank 0's order, then tensors only other ranks
-  // hold, in rank order.
-  std::map<std::pair<int, std::string>, std::size_t> index;
+  // hold, in rank order. slot[r][i]: the planned tensor of rank r's declaration i.
+  std::size_t declared = 0;
+  for (const auto& decls : decls_per_rank) declared += decls.size();
+  std::unordered_map<DeclKey, std::size_t, DeclKeyHash> index;
+  index.reserve(declared);
+  std::vector<std::vector<std::size_t>> slot(world);
+  for (int r = 0; r < world; ++r) slot[r].resize(decls_per_rank[r].size());
   std::vector<int> first_holder;
   for (int group = 0; group < 3; ++group) {
     for (int r = 0; r < world; ++r) {
-      for (const auto& d : decls_per_rank[r]) {
+      for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
+        const auto& d = decls_per_rank[r][di];
         if (d.group != group) continue;
-        auto [it, inserted] = index.emplace(std::make_pair(d.group, d.name), plan.tensors.size());
+        auto [it, inserted] = index.try_emplace(DeclKey{d.group, d.name}, plan.tensors.size());
+        slot[r][di] = it->second;
         if (inserted) {
           plan.tensors.push_back(PlannedTensor{d.group, d.name, d.dtype, d.shape, {}});
           first_holder.push_back(r);
@@ -51,16 +93,23 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
     }
   }
 
-  // Distinct pieces per tensor with their holders.
+  // Distinct pieces per tensor with their holders (room for as many as the ranks declare).
+  std::vector<std::uint32_t> declared_pieces(plan.tensors.size(), 0);
+  for (int r = 0; r < world; ++r)
+    for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di)
+      declared_pieces[slot[r][di]] += static_cast<std::uint32_t>(decls_per_rank[r][di].segments.size());
+  for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) plan.tensors[ti].pieces.reserve(declared_pieces[ti]);
   struct Candidate {
-    std::size_t tensor;
-    std::size_t piece;
+    std::uint64_t bytes;
+    std::uint32_t tensor;
+    std::uint32_t piece;
   };
   std::vector<Candidate> all_pieces;
+  all_pieces.reserve(std::accumulate(declared_pieces.begin(), declared_pieces.end(), std::size_t{0}));
   for (int r = 0; r < world; ++r) {
     for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
       const auto& d = decls_per_rank[r][di];
-      PlannedTensor& t = plan.tensors[index.at({d.group, d.name})];
+      PlannedTensor& t = plan.tensors[slot[r][di]];
       for (std::size_t si = 0; si < d.segments.size(); ++si) {
         const Block& b = d.segments[si];
         auto it = std::find_if(t.pieces.begin(), t.pieces.end(), [&](const PlannedPiece& p) { return p.block == b; });
@@ -81,21 +130,23 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
   // Every element must be held by some rank, or the file would hold garbage there.
   for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) {
     const PlannedTensor& t = plan.tensors[ti];
-    const std::int64_t total = element_count(t.shape);
-    std::vector<Block> blocks;
-    for (const auto& p : t.pieces) blocks.push_back(p.block);
-    const auto covered = coverage == Coverage::Required ? covered_elements(t.shape, blocks) : std::nullopt;
-    if (covered && *covered != total)
-      throw UsageError("tensor " + qualified(t.group, t.name) + " of shape " + shape_to_string(t.shape) +
-                       ": the ranks' pieces cover " + std::to_string(*covered) + " of its " + std::to_string(total) +
-                       " elements; every element must be held by some rank");
-    for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) all_pieces.push_back({ti, pi});
+    if (coverage == Coverage::Required && !tiles_by_rows(t.shape, t.pieces)) {
+      const std::int64_t total = element_count(t.shape);
+      std::vector<Block> blocks;
+      for (const auto& p : t.pieces) blocks.push_back(p.block);
+      const auto covered = covered_elements(t.shape, blocks);
+      if (covered && *covered != total)
+        throw UsageError("tensor " + qualified(t.group, t.name) + " of shape " + shape_to_string(t.shape) +
+                         ": the ranks' pieces cover " + std::to_string(*covered) + " of its " + std::to_string(total) +
+                         " elements; every element must be held by some rank");
+    }
+    for (std::size_t pi = 0; pi < t.pieces.size(); ++pi)
+      all_pieces.push_back({t.pieces[pi].bytes, static_cast<std::uint32_t>(ti), static_cast<std::uint32_t>(pi)});
   }
 
   // Largest first, each to its least-loaded holder (ties: lowest rank).
-  std::stable_sort(all_pieces.begin(), all_pieces.end(), [&](const Candidate& a, const Candidate& b) {
-    return plan.tensors[a.tensor].pieces[a.piece].bytes > plan.tensors[b.tensor].pieces[b.piece].bytes;
-  });
+  std::stable_sort(all_pieces.begin(), all_pieces.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.bytes > b.bytes; });
   for (const auto& c : all_pieces) {
     PlannedPiece& p = plan.tensors[c.tensor].pieces[c.piece];
     std::size_t best = 0;

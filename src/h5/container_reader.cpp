@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <unordered_map>
 
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
@@ -126,10 +127,11 @@ class ContainerReader::Impl {
   Handle file_;
   int format_version_ = 0;
   RootAttributes attributes_;
-  std::map<std::string, OpenDataset> tensors_;
-  std::map<std::string, Handle> groups_;                  // tensor groups, opened once
-  std::map<std::string, PackedDataset> packed_datasets_;  // by group
-  std::map<std::string, PackedTensor> packed_tensors_;    // by "/group/name"
+  // By "/group/name"; hashed, for containers of many tensors (elements never move).
+  std::unordered_map<std::string, OpenDataset> tensors_;
+  std::map<std::string, Handle> groups_;                          // tensor groups, opened once
+  std::map<std::string, PackedDataset> packed_datasets_;          // by group
+  std::unordered_map<std::string, PackedTensor> packed_tensors_;  // by "/group/name"
   RawFile raw_file_;
   std::uint64_t end_of_file_ = 0;
   std::vector<Window> windows_;  // sorted, disjoint
@@ -357,6 +359,7 @@ ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_dataset(cons
 
 void ContainerReader::Impl::locate_packed(const ContainerIndex& index) {
   packed_tensors_.clear();
+  packed_tensors_.reserve(index.tensors.size());
   for (const auto& t : index.tensors) {
     if (!t.packed_offset) continue;
     const std::string where = "/" + t.group + "/" + t.name;

@@ -194,6 +194,11 @@ std::string encode_index_as_document(const ContainerIndex& index) {
 }
 
 ContainerIndex decode_index(const std::string& json_text, const std::string& file) {
+  if (auto index = decode_canonical_index(json_text)) return std::move(*index);
+  return decode_index_as_document(json_text, file);
+}
+
+ContainerIndex decode_index_as_document(const std::string& json_text, const std::string& file) {
   const json j = parse_untrusted_json(json_text, file + ": invalid container index");
   if (!j.is_object()) bad(file, "not a JSON object");
   ContainerIndex index;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ckptio/dtype.hpp"
@@ -18,6 +19,7 @@ struct IndexPiece {
   int writer = 0;
   std::uint64_t xxh3 = 0;             // the whole piece
   std::vector<std::uint64_t> chunks;  // per checksum chunk; empty: one chunk (xxh3)
+  bool operator==(const IndexPiece&) const = default;
 };
 
 struct IndexTensor {
@@ -29,11 +31,13 @@ struct IndexTensor {
   // Format version 2: the tensor has no dataset; its bytes (row-major) lie at this offset of
   // the group's packed dataset (/_ckptio/packed/<group>).
   std::optional<std::uint64_t> packed_offset;
+  bool operator==(const IndexTensor&) const = default;
 };
 
 struct BlobRecord {
   std::uint64_t bytes = 0;
   std::uint64_t xxh3 = 0;
+  bool operator==(const BlobRecord&) const = default;
 };
 
 struct ContainerIndex {
@@ -48,6 +52,7 @@ struct ContainerIndex {
   // its tensors need not be covered. nodes == 0: an ordinary, complete container.
   int node = 0;
   int nodes = 0;
+  bool operator==(const ContainerIndex&) const = default;
 };
 
 // Format version 2 when a tensor is packed, else 1 (the version the root attribute states).
@@ -60,7 +65,13 @@ std::string encode_index_as_document(const ContainerIndex& index);
 // checksums as 16 hex digits, one chunk checksum per chunk, one blob per rank); throws
 // FormatError naming `file`. Whether packed tensors lie inside their packed dataset is
 // checked by the reader, which knows its size. Never allocates more than the input's size suggests.
+// Reads the canonical text (what encode_index writes) directly, and any other text through a
+// JSON document (decode_index_as_document), which also words every error.
 ContainerIndex decode_index(const std::string& json_text, const std::string& file);
+ContainerIndex decode_index_as_document(const std::string& json_text, const std::string& file);
+// The fast reader decode_index tries first: the index when `json_text` is in canonical form
+// and valid (then equal to what decode_index_as_document gives), else nullopt, never an error.
+std::optional<ContainerIndex> decode_canonical_index(std::string_view json_text);
 
 // The bytes of data the index declares: every tensor's elements x dtype size, the running
 // state and the rank blobs (saturating at 2^64 - 1).

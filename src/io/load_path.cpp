@@ -2,6 +2,8 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "ckptio/error.hpp"
 #include "core/checksum.hpp"
@@ -114,7 +116,22 @@ struct FileLoad {
   detail::h5::ContainerIndex index;
   LoadResult result;
   std::vector<LocalTensor> local;
-  std::map<std::pair<std::string, std::string>, const detail::h5::IndexTensor*> stored;
+  // The file's tensors by group (index into kGroupNames) and name; the names are the index's.
+  struct StoredKey {
+    int group;
+    std::string_view name;
+    bool operator==(const StoredKey&) const = default;
+  };
+  struct StoredKeyHash {
+    std::size_t operator()(const StoredKey& k) const noexcept {
+      return std::hash<std::string_view>()(k.name) ^ static_cast<std::size_t>(k.group);
+    }
+  };
+  std::unordered_map<StoredKey, std::size_t, StoredKeyHash> stored;
+  const detail::h5::IndexTensor* find_stored(int group, std::string_view name) const {
+    const auto it = stored.find({group, name});
+    return it == stored.end() ? nullptr : &index.tensors[it->second];
+  }
   std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
   std::vector<const LocalTensor*> request_tensor;
   detail::WritePlan read_plan;
@@ -161,21 +178,35 @@ void FileLoad::open() {
       throw IntegrityError(file_name + ": the running state does not match its checksum");
     result.running = detail::h5::decode_running_state(rs, file_name);
   });
-  for (const auto& t : index.tensors) stored[{t.group, t.name}] = &t;
+  stored.reserve(index.tensors.size());
+  for (std::size_t i = 0; i < index.tensors.size(); ++i) {
+    const auto& t = index.tensors[i];
+    const int group = static_cast<int>(std::find(std::begin(kGroupNames), std::end(kGroupNames), t.group) -
+                                       std::begin(kGroupNames));  // decode_index checked the group
+    stored.emplace(StoredKey{group, t.name}, i);
+  }
 }
 
-// Keys: what any rank asks for against what the file holds.
+// Keys: what any rank asks for against what the file holds. Which stored tensors some rank
+// asks for travels as one bit per tensor; only keys the file lacks travel as text.
 void FileLoad::check_keys() {
-  std::string my_keys;
-  for (const auto& t : local) my_keys += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
-  std::set<std::pair<std::string, std::string>> requested;
-  for (const auto& keys : comm.allgather_bytes(my_keys)) {
+  std::vector<std::uint64_t> asked((index.tensors.size() + 63) / 64, 0);
+  std::string my_missing;
+  for (const auto& t : local) {
+    if (const auto it = stored.find({t.group, *t.name}); it != stored.end())
+      asked[it->second / 64] |= std::uint64_t{1} << (it->second % 64);
+    else
+      my_missing += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
+  }
+  comm.allreduce_bitwise_or(asked);
+  std::set<std::pair<std::string, std::string>> missing;
+  for (const auto& keys : comm.allgather_bytes(my_missing)) {
     std::size_t pos = 0;
     while (pos < keys.size()) {
       const auto end = keys.find('\n', pos);
       const std::string key = keys.substr(pos, end - pos);
       const auto slash = key.find('/');
-      requested.insert({key.substr(0, slash), key.substr(slash + 1)});
+      missing.insert({key.substr(0, slash), key.substr(slash + 1)});
       pos = end + 1;
     }
   }
@@ -187,11 +218,12 @@ void FileLoad::check_keys() {
   const std::int64_t any_groups = comm.allreduce_bitwise_or(my_groups);
   for (int g = 0; g < 3; ++g)
     if (any_groups & (std::int64_t{1} << g)) requested_groups.insert(kGroupNames[g]);
-  for (const auto& key : requested)
-    if (!stored.count(key)) result.keys.missing.push_back({key.first, key.second});
-  for (const auto& t : index.tensors)
-    if (requested_groups.count(t.group) && !requested.count({t.group, t.name}))
+  for (const auto& key : missing) result.keys.missing.push_back({key.first, key.second});
+  for (std::size_t i = 0; i < index.tensors.size(); ++i) {
+    const auto& t = index.tensors[i];
+    if (!(asked[i / 64] >> (i % 64) & 1) && requested_groups.count(t.group))
       result.keys.unexpected.push_back({t.group, t.name});
+  }
   if (options.strict && !result.keys.clean()) {
     std::string message = file_name + ": state dict does not match the checkpoint (strict load)";
     if (!result.keys.missing.empty())
@@ -214,9 +246,9 @@ void FileLoad::check_requests() {
   agreed([&] {
     for (const auto& t : local) {
       const std::string group = kGroupNames[t.group];
-      auto it = stored.find({group, *t.name});
-      if (it == stored.end()) continue;  // reported as missing
-      const auto& st = *it->second;
+      const detail::h5::IndexTensor* found = find_stored(t.group, *t.name);
+      if (!found) continue;  // reported as missing
+      const auto& st = *found;
       const std::string where =
           file_name + ": tensor " + qualified(group, *t.name) + " on rank " + std::to_string(rank);
       if (st.dtype != t.shard->dtype)
@@ -256,8 +288,7 @@ void FileLoad::read_pieces() {
       if (p.writer != rank) continue;
       char* out = piece_memory(p.writer_decl, p.writer_segment);
       if (options.verify)
-        detail::read_block_verified(*reader, file_name, *stored.at({kGroupNames[t.group], t.name}), index.chunk_bytes,
-                                    p.block, out);
+        detail::read_block_verified(*reader, file_name, *find_stored(t.group, t.name), index.chunk_bytes, p.block, out);
       else
         reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
     }
@@ -295,18 +326,26 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
   const auto start = std::chrono::steady_clock::now();
   FileLoad load(comm, file.string(), targets, options);
   load.result.path = load.file_name;
+  detail::PhaseTimes phases;  // for the debug log
   load.open();
+  phases.done("open and index");
   load.check_keys();
+  phases.done("keys");
   load.check_requests();
+  phases.done("plan");
   load.agreed([&] {
     load.read_pieces();
     load.read_blobs();
   });
   detail::run_agreed(comm, "load: close " + load.file_name, [&] { load.reader->close(); });
   load.reader.reset();
+  phases.done("read");
   LoadResult& result = load.result;
   result.bytes_read = load.read_plan.bytes_per_rank[comm.rank()];
   exchange_replicas(load.read_plan, load.request_tensor, targets, device_targets, result);
+  phases.done("replicas");
+  detail::log_debug("load ", load.file_name, ": ", load.index.tensors.size(),
+                    " tensors; seconds per phase: ", phases.text());
   log_load(load.file_name, load.index.world_size, seconds_since(start), result);
   return std::move(result);
 }

@@ -12,4 +12,20 @@ std::string human_bytes(double bytes);
 std::string fixed(double value, int digits);
 double seconds_since(std::chrono::steady_clock::time_point start);
 
+// Seconds per phase of one operation on this rank, elapsed and CPU time of the calling
+// thread, as "plan 0.120 (cpu 0.110), write ...": for the debug log, where the cost of many
+// tensors shows (elapsed time alone mostly measures the neighbours on a busy machine).
+class PhaseTimes {
+ public:
+  PhaseTimes();
+  // Ends the phase that began when the previous one ended (or at construction).
+  void done(const char* name);
+  const std::string& text() const { return text_; }
+
+ private:
+  std::chrono::steady_clock::time_point at_;
+  double cpu_at_;
+  std::string text_;
+};
+
 }  // namespace ckptio::detail

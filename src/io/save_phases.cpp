@@ -142,19 +142,27 @@ void SaveTransaction::write() {
 }
 
 // Metadata: the index (every piece's checksums, gathered from the writers), the running
-// state and the rank blobs.
+// state and the rank blobs. Only rank 0 writes the index, so only rank 0 builds it; the
+// others learn its size and checksum, which the collective calls need.
 void SaveTransaction::metadata() {
   const int rank = comm_->rank();
   const std::string operation = "save: write metadata of " + partial_.string();
   const auto& blob = snapshot_->rank_blob;
-  const auto checksum_tables = comm_->allgather_bytes(my_checksums_);
+  const auto checksum_tables = comm_->gather_bytes(my_checksums_, 0);
   const auto blob_records =
       comm_->allgather_bytes(h5::encode_blob_record({blob.size(), xxh3_64(blob.data(), blob.size())}));
-  h5::ContainerIndex index;
   std::vector<std::uint64_t> blob_offsets(1, 0);
+  std::vector<h5::BlobRecord> rank_blobs;
   std::string index_json;
+  std::string index_summary;  // from rank 0: the index's size in bytes, a newline, its checksum
   agreed(operation, [&] {
     save_fault_point("save.metadata", rank);
+    for (const auto& record : blob_records) {
+      rank_blobs.push_back(h5::decode_blob_record(record));
+      blob_offsets.push_back(blob_offsets.back() + rank_blobs.back().bytes);
+    }
+    if (rank != 0) return;
+    h5::ContainerIndex index;
     index.world_size = comm_->size();
     index.chunk_bytes = kChecksumChunkBytes;
     index.node = node_;
@@ -163,27 +171,29 @@ void SaveTransaction::metadata() {
     for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
       const auto& t = plan_.tensors[ti];
       h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}, writer_->packed_offset(ti)};
+      it.pieces.reserve(t.pieces.size());
       for (const auto& p : t.pieces) it.pieces.push_back({p.block, p.writer, 0, {}});
       index.tensors.push_back(std::move(it));
     }
     h5::apply_piece_checksums(index, checksum_tables);
     index.running_state = {running_json_.size(), xxh3_64(running_json_.data(), running_json_.size())};
-    for (const auto& record : blob_records) {
-      index.rank_blobs.push_back(h5::decode_blob_record(record));
-      blob_offsets.push_back(blob_offsets.back() + index.rank_blobs.back().bytes);
-    }
+    index.rank_blobs = rank_blobs;
     index_json = h5::encode_index(index);
+    index_summary = std::to_string(index_json.size()) + "\n" + to_hex64(xxh3_64(index_json.data(), index_json.size()));
   });
+  comm_->bcast_bytes(index_summary, 0);
+  const auto newline_at = index_summary.find('\n');
+  const std::uint64_t index_bytes = std::stoull(index_summary.substr(0, newline_at));
+  const std::string index_xxh3 = index_summary.substr(newline_at + 1);
   const RunningState& rs = snapshot_->running;
   agreed(operation, [&] {
-    writer_->create_bytes_dataset(h5::kIndexDataset, index_json.size());
+    writer_->create_bytes_dataset(h5::kIndexDataset, index_bytes);
     writer_->create_bytes_dataset(h5::kRunningStateDataset, running_json_.size());
     writer_->create_bytes_dataset(h5::kRankBlobsDataset, blob_offsets.back());
     writer_->create_u64_dataset(h5::kRankBlobOffsetsDataset, blob_offsets.size());
     const auto newline = provenance_.find('\n');
     writer_->write_root_attributes({kVersion, provenance_.substr(newline + 1), provenance_.substr(0, newline),
-                                    comm_->size(), rs.epoch, rs.step, rs.global_step,
-                                    to_hex64(xxh3_64(index_json.data(), index_json.size()))});
+                                    comm_->size(), rs.epoch, rs.step, rs.global_step, index_xxh3});
   });
   agreed(operation, [&] {
     if (rank == 0) {

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "h5/container_writer.hpp"
 #include "io/fs_util.hpp"
+#include "io/log_format.hpp"
 
 namespace ckptio::detail {
 
@@ -85,14 +86,20 @@ void SaveTransaction::abort() noexcept {
 }
 
 std::filesystem::path SaveTransaction::run() {
-  plan();
-  create();
-  write();
-  metadata();
-  durable();
-  export_group();
-  commit();
-  retain();
+  PhaseTimes phases;  // for the debug log
+  auto timed = [&](const char* name, auto&& phase) {
+    phase();
+    phases.done(name);
+  };
+  timed("plan", [&] { plan(); });
+  timed("create", [&] { create(); });
+  timed("write", [&] { write(); });
+  timed("metadata", [&] { metadata(); });
+  timed("durable", [&] { durable(); });
+  timed("export", [&] { export_group(); });
+  timed("commit", [&] { commit(); });
+  timed("retain", [&] { retain(); });
+  log_debug("save ", name_, ": ", plan_.tensors.size(), " tensors; seconds per phase: ", phases.text());
   return finish();
 }
 

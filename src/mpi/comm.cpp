@@ -1,5 +1,6 @@
 #include "mpi/comm.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -68,6 +69,29 @@ std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
   return out;
 }
 
+std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) const {
+  if (mine.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw Error("metadata of this rank exceeds 2 GiB");
+  const int len = static_cast<int>(mine.size());
+  // Every rank learns every length, so that all refuse a total over 2 GiB together.
+  std::vector<int> lens(size_), displs(size_);
+  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_), "MPI_Allgather");
+  long long total = 0;
+  for (int r = 0; r < size_; ++r) {
+    displs[r] = static_cast<int>(total);
+    total += lens[r];
+  }
+  if (total > std::numeric_limits<int>::max()) throw Error("gathered metadata exceeds 2 GiB");
+  std::string all(rank_ == root ? static_cast<std::size_t>(total) : 0, '\0');
+  check_mpi(MPI_Gatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, root, comm_),
+            "MPI_Gatherv");
+  std::vector<std::string> out;
+  if (rank_ != root) return out;
+  out.resize(size_);
+  for (int r = 0; r < size_; ++r) out[r] = all.substr(displs[r], lens[r]);
+  return out;
+}
+
 std::vector<std::uint64_t> Comm::allgather_u64(std::uint64_t mine) const {
   std::vector<std::uint64_t> out(size_);
   check_mpi(MPI_Allgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_), "MPI_Allgather");
@@ -101,6 +125,13 @@ std::int64_t Comm::allreduce_bitwise_or(std::int64_t value) const {
   std::int64_t out = 0;
   check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_BOR, comm_), "MPI_Allreduce");
   return out;
+}
+void Comm::allreduce_bitwise_or(std::vector<std::uint64_t>& values) const {
+  constexpr std::size_t kMaxCount = 1u << 30;  // MPI counts are ints
+  for (std::size_t at = 0; at < values.size(); at += kMaxCount)
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(kMaxCount, values.size() - at)),
+                            MPI_UINT64_T, MPI_BOR, comm_),
+              "MPI_Allreduce");
 }
 double Comm::allreduce_max(double value) const {
   double out = 0;

@@ -29,12 +29,16 @@ class Comm {
   // Every rank's bytes, in rank order.
   std::vector<std::string> allgather_bytes(const std::string& mine) const;
   std::vector<std::uint64_t> allgather_u64(std::uint64_t mine) const;
+  // Every rank's bytes, in rank order, on `root` only (empty elsewhere).
+  std::vector<std::string> gather_bytes(const std::string& mine, int root) const;
   // `data` from `root` to every rank.
   void bcast_bytes(std::string& data, int root) const;
   std::int64_t allreduce_min(std::int64_t value) const;
   std::int64_t allreduce_max(std::int64_t value) const;
   std::int64_t allreduce_sum(std::int64_t value) const;
   std::int64_t allreduce_bitwise_or(std::int64_t value) const;
+  // Element by element, in place; every rank passes as many values.
+  void allreduce_bitwise_or(std::vector<std::uint64_t>& values) const;
   double allreduce_max(double value) const;
 
  private:

@@ -3,9 +3,12 @@
 // places round trip, and malformed packed records are refused with their reason.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "ckptio/error.hpp"
+#include "core/piece_checksum.hpp"
 #include "h5/index_codec.hpp"
 
 namespace ckptio::detail::h5 {
@@ -93,6 +96,93 @@ TEST(IndexCodec, MalformedPackedRecordsAreRefused) {
   EXPECT_EQ(decode_error("{}"), expected);
   EXPECT_EQ(decode_error("7"), expected);
   EXPECT_EQ(decode_error("{\"offset\":9223372036854775808}"), expected);
+}
+
+// A valid index of plain ASCII names in every form decode_index reads fast: chunk checksums,
+// packed places, a node part, a scalar.
+ContainerIndex plain_sample() {
+  ContainerIndex index;
+  index.world_size = 3;
+  index.chunk_bytes = 16;
+  index.node = 1;
+  index.nodes = 2;
+  index.running_state = {812, 0x0123456789abcdefull};
+  index.rank_blobs = {{3, 1}, {0, 0xffffffffffffffffull}, {10, 2}};
+  const std::vector<std::uint64_t> chunks = {5, 6};
+  index.tensors.push_back({"model", "blocks.0.w", DType::F32, {4, 4}, {}, std::uint64_t{0}});
+  index.tensors.back().pieces.push_back({Block{{0, 0}, {2, 4}}, 0, hash_of_chunks({1, 2}), {1, 2}});
+  index.tensors.back().pieces.push_back({Block{{2, 0}, {2, 4}}, 2, hash_of_chunks(chunks), chunks});
+  index.tensors.push_back({"optimizer", "blocks.0.w", DType::BF16, {3}, {{Block{{0}, {3}}, 1, 9, {}}}, std::nullopt});
+  index.tensors.push_back({"ema", "scalar", DType::F64, {}, {{Block{{}, {}}, 1, 7, {}}}, std::uint64_t{64}});
+  index.tensors.push_back({"ema", "empty", DType::U8, {0, 5}, {}, std::nullopt});
+  return index;
+}
+
+std::optional<std::string> document_error(const std::string& text) {
+  try {
+    decode_index_as_document(text, "f.h5");
+  } catch (const FormatError& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
+TEST(IndexCodec, CanonicalReaderGivesTheDocumentsIndex) {
+  const std::string text = encode_index(plain_sample());
+  const auto fast = decode_canonical_index(text);
+  ASSERT_TRUE(fast.has_value()) << text;
+  EXPECT_EQ(*fast, plain_sample());
+  EXPECT_EQ(*fast, decode_index_as_document(text, "f.h5"));
+}
+
+// Other spellings of the same document (spaces, another key order, escaped or non-ASCII
+// names) are not the fast reader's: decode_index reads them through the document.
+TEST(IndexCodec, NonCanonicalTextFallsBackToTheDocument) {
+  const std::string text = encode_index(plain_sample());
+  const std::string pretty = nlohmann::json::parse(text).dump(1);
+  EXPECT_FALSE(decode_canonical_index(pretty).has_value());
+  EXPECT_EQ(decode_index(pretty, "f.h5"), plain_sample());
+  ContainerIndex escaped = sample(false);
+  for (auto& t : escaped.tensors)
+    for (auto& p : t.pieces) p.chunks.clear();
+  EXPECT_FALSE(decode_canonical_index(encode_index(escaped)).has_value());
+  EXPECT_EQ(decode_index(encode_index(escaped), "f.h5").tensors.size(), escaped.tensors.size());
+}
+
+// Every change of one byte of a canonical index: whatever the fast reader accepts, the
+// document reader accepts as the same index; whatever it refuses, decode_index reports with
+// the document reader's words.
+TEST(IndexCodec, CanonicalReaderAgreesWithTheDocumentOnDamagedText) {
+  const std::string text = encode_index(plain_sample());
+  int accepted = 0, refused = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    for (const char* change : {"", "0", "9", "-", " ", "\"", "{", "]", ",", "a", "x"}) {
+      std::string damaged = text;
+      if (i < text.size())
+        damaged.replace(i, 1, change);
+      else
+        damaged += change;
+      if (damaged == text) continue;
+      const auto fast = decode_canonical_index(damaged);
+      const auto error = document_error(damaged);
+      if (fast) {
+        ++accepted;
+        ASSERT_FALSE(error.has_value()) << damaged << ": " << *error;
+        EXPECT_EQ(*fast, decode_index_as_document(damaged, "f.h5")) << damaged;
+        continue;
+      }
+      if (!error) continue;
+      ++refused;
+      try {
+        decode_index(damaged, "f.h5");
+        ADD_FAILURE() << "decode_index accepted " << damaged;
+      } catch (const FormatError& e) {
+        EXPECT_EQ(std::string(e.what()), *error);
+      }
+    }
+  }
+  EXPECT_GT(accepted, 10);
+  EXPECT_GT(refused, 1000);
 }
 
 }  // namespace

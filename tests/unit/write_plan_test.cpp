@@ -83,6 +83,34 @@ TEST(WritePlan, UncoveredElementsAreAnError) {
   }
 }
 
+// Row blocks are checked without the general count; holes, overlaps and column splits in
+// them still give the exact count (or pass when covered).
+TEST(WritePlan, CoverageOfRowBlocksAndOtherSplits) {
+  auto uncovered = [](std::vector<Block> rank0, std::vector<Block> rank1) -> std::string {
+    std::vector<std::vector<TensorDecl>> per_rank(2);
+    per_rank[0] = {decl(0, "w", {4, 3}, std::move(rank0))};
+    per_rank[1] = {decl(0, "w", {4, 3}, std::move(rank1))};
+    try {
+      make_write_plan(per_rank);
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    return "covered";
+  };
+  EXPECT_EQ(uncovered({Block{{0, 0}, {1, 3}}, Block{{1, 0}, {1, 3}}}, {Block{{2, 0}, {2, 3}}}), "covered");
+  EXPECT_EQ(uncovered({Block{{0, 0}, {3, 3}}}, {Block{{2, 0}, {2, 3}}}), "covered");  // overlapping rows
+  EXPECT_EQ(uncovered({Block{{0, 0}, {4, 2}}}, {Block{{0, 2}, {4, 1}}}), "covered");  // columns
+  EXPECT_EQ(uncovered({Block{{0, 0}, {1, 3}}}, {Block{{2, 0}, {2, 3}}}),
+            "tensor model/w of shape [4, 3]: the ranks' pieces cover 9 of its 12 elements; every element must be "
+            "held by some rank");
+  EXPECT_EQ(uncovered({Block{{0, 0}, {2, 3}}}, {Block{{2, 0}, {1, 3}}}),
+            "tensor model/w of shape [4, 3]: the ranks' pieces cover 9 of its 12 elements; every element must be "
+            "held by some rank");
+  EXPECT_EQ(uncovered({Block{{0, 0}, {4, 2}}}, {}),
+            "tensor model/w of shape [4, 3]: the ranks' pieces cover 8 of its 12 elements; every element must be "
+            "held by some rank");
+}
+
 TEST(WritePlan, EmptyTensorNeedsNoPieces) {
   std::vector<std::vector<TensorDecl>> per_rank(2);
   per_rank[0] = {decl(0, "empty", {0, 3}, {})};
