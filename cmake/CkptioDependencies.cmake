@@ -26,6 +26,15 @@ find_package(nlohmann_json 3.9 REQUIRED)
 
 find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
 find_library(XXHASH_LIBRARY NAMES xxhash REQUIRED)
+# libxxhash built with its x86 dispatcher (Debian's is) exports XXH3_64bits_dispatch, which
+# picks the widest vector unit of the CPU at run time (AVX2, AVX-512); the inline XXH3 that
+# ckptio compiles is limited to the build's baseline (SSE2 on x86-64), about 3x slower.
+include(CheckSymbolExists)
+set(CMAKE_REQUIRED_INCLUDES ${XXHASH_INCLUDE_DIR})
+set(CMAKE_REQUIRED_LIBRARIES ${XXHASH_LIBRARY})
+check_symbol_exists(XXH3_64bits_dispatch "xxh_x86dispatch.h" CKPTIO_HAVE_XXH3_DISPATCH)
+unset(CMAKE_REQUIRED_INCLUDES)
+unset(CMAKE_REQUIRED_LIBRARIES)
 
 # CUDA / NCCL: ON requires them, OFF disables them, AUTO uses them when present.
 set(CKPTIO_HAVE_CUDA 0)

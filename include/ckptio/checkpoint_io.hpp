@@ -44,7 +44,10 @@ struct CheckpointOptions {
   // device without a copy into the page cache (that copy, serialised on one shared file,
   // limits buffered saves; docs/PERFORMANCE.md has figures). A file system that refuses
   // O_DIRECT (tmpfs) is written buffered. The data
-  // are durable at the commit either way (the file is fsynced). Unset: the environment
+  // are durable at the commit either way (the file is fsynced). Loads (load, load_latest)
+  // read with O_DIRECT too: contiguous reads of 64 KiB or more go into the shard's memory
+  // where it is page-aligned, else through a small aligned buffer, and leave nothing in
+  // the page cache; where refused, buffered. Unset: the environment
   // variable CKPTIO_DIRECT_IO (1 or 0) decides, else on. A value set here wins over it.
   std::optional<bool> direct_io;
   // Tensors of at most this many bytes share one packed byte dataset per group instead of a

@@ -11,12 +11,21 @@ std::optional<StateDict>& group_of(Snapshot& s, const std::string& group) {
 
 }  // namespace
 
-TestState::TestState(const std::vector<TensorSpec>& specs, int rank, int ranks) : specs_(specs) {
+TestState::TestState(const std::vector<TensorSpec>& specs, int rank, int ranks, std::optional<std::size_t> page_offset)
+    : specs_(specs) {
+  constexpr std::size_t kPage = 4096;
   for (const auto& spec : specs) {
     auto& dict = group_of(snapshot_, spec.group);
     if (!dict) dict.emplace();
     storage_.emplace_back();
-    dict->add(spec.name, make_shard(storage_.back(), spec.dtype, spec.shape, spec.layout, rank, ranks));
+    std::vector<std::uint8_t>& storage = storage_.back();
+    TensorShard shard = make_shard(storage, spec.dtype, spec.shape, spec.layout, rank, ranks);
+    if (page_offset) {
+      storage.resize(storage.size() + 2 * kPage + *page_offset % kPage);  // never resized again
+      const auto at = reinterpret_cast<std::uintptr_t>(storage.data());
+      shard.data = reinterpret_cast<void*>((at + kPage - 1) / kPage * kPage + *page_offset % kPage);
+    }
+    dict->add(spec.name, std::move(shard));
   }
 }
 

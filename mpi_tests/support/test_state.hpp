@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,11 @@ struct TensorSpec {
 
 class TestState {
  public:
-  // This rank's shards of `specs` as rank `rank` of `ranks`.
-  TestState(const std::vector<TensorSpec>& specs, int rank, int ranks);
+  // This rank's shards of `specs` as rank `rank` of `ranks`. With `page_offset`, each
+  // shard's memory starts that many bytes after a 4 KiB boundary (direct I/O tests: page-
+  // aligned and unaligned memory); without, wherever the allocator puts it.
+  TestState(const std::vector<TensorSpec>& specs, int rank, int ranks,
+            std::optional<std::size_t> page_offset = std::nullopt);
 
   Snapshot& snapshot() { return snapshot_; }
   const Snapshot& snapshot() const { return snapshot_; }

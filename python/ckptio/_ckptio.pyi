@@ -33,7 +33,7 @@ class CheckpointOptions:
     staging_huge_pages: bool
     mpi_io_hints: Dict[str, str]
     alignment: int
-    direct_io: Optional[bool]  # None: CKPTIO_DIRECT_IO decides, else on
+    direct_io: Optional[bool]  # O_DIRECT saves and loads; None: CKPTIO_DIRECT_IO decides, else on
     pack_max_bytes: Optional[int]  # None: CKPTIO_PACK_MAX_BYTES decides, else 1 MiB; 0: no packing (format 1)
     export_safetensors: str
     export_dtype: Optional[str]

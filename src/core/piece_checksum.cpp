@@ -1,7 +1,6 @@
 #include "core/piece_checksum.hpp"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "core/checksum.hpp"
 
 namespace ckptio::detail {
 
@@ -12,19 +11,19 @@ std::uint64_t chunk_count(std::uint64_t bytes, std::uint64_t chunk_bytes) noexce
 
 std::uint64_t hash_of_chunks(const std::vector<std::uint64_t>& chunks) noexcept {
   // Little-endian u64s, as on every platform ckptio supports.
-  return XXH3_64bits(chunks.data(), chunks.size() * sizeof(std::uint64_t));
+  return xxh3_64(chunks.data(), chunks.size() * sizeof(std::uint64_t));
 }
 
 PieceChecksums checksum_piece(const void* data, std::uint64_t bytes, std::uint64_t chunk_bytes) {
   PieceChecksums out;
   const auto* p = static_cast<const unsigned char*>(data);
   if (chunk_bytes == 0 || bytes <= chunk_bytes) {
-    out.whole = XXH3_64bits(p, bytes);
+    out.whole = xxh3_64(p, bytes);
     return out;
   }
   out.chunks.reserve(chunk_count(bytes, chunk_bytes));
   for (std::uint64_t off = 0; off < bytes; off += chunk_bytes)
-    out.chunks.push_back(XXH3_64bits(p + off, bytes - off < chunk_bytes ? bytes - off : chunk_bytes));
+    out.chunks.push_back(xxh3_64(p + off, bytes - off < chunk_bytes ? bytes - off : chunk_bytes));
   out.whole = hash_of_chunks(out.chunks);
   return out;
 }

@@ -72,6 +72,8 @@ class ContainerReader::Impl {
   void read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                   const Block& block, void* out);
   void plan_reads(const std::vector<BlockRequest>& requests);
+  void enable_direct_io() { direct_.enable_direct_io(); }
+  bool direct_io() const { return direct_.direct_io(); }
   void close();
 
  private:
@@ -133,6 +135,7 @@ class ContainerReader::Impl {
   std::map<std::string, PackedDataset> packed_datasets_;          // by group
   std::unordered_map<std::string, PackedTensor> packed_tensors_;  // by "/group/name"
   RawFile raw_file_;
+  DirectReader direct_{raw_file_, path_};  // reads of tensor data through raw_file_ or O_DIRECT
   std::uint64_t end_of_file_ = 0;
   std::vector<Window> windows_;  // sorted, disjoint
 };
@@ -525,7 +528,7 @@ void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes,
       return;
     }
   }
-  raw_file_.read_at(address, out, bytes, "read " + path_);
+  direct_.read(address, out, bytes);
 }
 
 void ContainerReader::Impl::read_block(const std::string& group, const std::string& name, DType dtype,
@@ -598,6 +601,8 @@ void ContainerReader::read_block(const std::string& group, const std::string& na
   impl_->read_block(group, name, dtype, shape, block, out);
 }
 void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) { impl_->plan_reads(requests); }
+void ContainerReader::enable_direct_io() { impl_->enable_direct_io(); }
+bool ContainerReader::direct_io() const { return impl_->direct_io(); }
 void ContainerReader::close() { impl_->close(); }
 
 }  // namespace ckptio::detail::h5

@@ -77,6 +77,14 @@ class ContainerReader {
   // Checks each tensor as read_block does.
   void plan_reads(const std::vector<BlockRequest>& requests);
 
+  // From now on the page-aligned middle of every large contiguous read of tensor data goes
+  // through a second descriptor opened with O_DIRECT (no copy through the page cache):
+  // straight into the caller's memory where it is page-aligned, else through a small
+  // aligned buffer. Where O_DIRECT is refused (tmpfs) reads stay buffered.
+  void enable_direct_io();
+  // Whether direct reads are in use (false before enable_direct_io, or where refused).
+  bool direct_io() const;
+
   // Closes every object and the file (never collective).
   void close();
 

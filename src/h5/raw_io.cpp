@@ -28,6 +28,13 @@ constexpr std::uint64_t kDirectAlign = 4096;
 constexpr std::uint64_t kDirectMinBytes = 1ull << 20;
 // Unaligned sources are copied through an aligned buffer of this size.
 constexpr std::uint64_t kBounceBytes = 8ull << 20;
+// Reads of at least this size go direct: below it a buffered read is as fast, and larger
+// pieces end in tails this small, which buffered reads would pull into the page cache with
+// readahead.
+constexpr std::uint64_t kDirectReadMinBytes = 64ull << 10;
+// Unaligned destinations of direct reads are filled through an aligned buffer of this size
+// (large enough for the device to stream, small enough to stay in the CPU's caches).
+constexpr std::uint64_t kReadBounceBytes = 4ull << 20;
 
 }  // namespace
 
@@ -215,6 +222,74 @@ void CoalescingWriter::flush() {
     ~Clear() { v.clear(); }
   } clear{pending_};
   write_now(pending_address_, pending_.data(), pending_.size());
+}
+
+DirectReader::~DirectReader() {
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  std::free(bounce_);
+}
+
+void DirectReader::enable_direct_io() {
+  if (direct_fd_ >= 0 || !file_.usable()) return;
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    log_debug("direct I/O not available for ", path_, " (", std::strerror(errno), "); reading through the page cache");
+    return;
+  }
+  direct_fd_ = fd;
+}
+
+void DirectReader::read_buffered(std::uint64_t address, char* out, std::uint64_t bytes) const {
+  file_.read_at(address, out, bytes, "read " + path_);
+}
+
+bool DirectReader::read_direct(std::uint64_t address, char* out, std::uint64_t bytes) {
+  const bool aligned_destination = reinterpret_cast<std::uintptr_t>(out) % kDirectAlign == 0;
+  if (!aligned_destination && !bounce_) {
+    bounce_ = static_cast<char*>(std::aligned_alloc(kDirectAlign, kReadBounceBytes));
+    if (!bounce_) throw IoError("read " + path_ + ": cannot allocate a direct I/O buffer");
+  }
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, aligned_destination ? kMaxCallBytes : kReadBounceBytes);
+    char* dst = aligned_destination ? out : bounce_;
+    const ssize_t rc = ::pread(direct_fd_, dst, n, static_cast<off_t>(address));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && !read_any_) return false;  // the file system refuses O_DIRECT
+      throw IoError("read " + path_ + " (" + std::to_string(n) + " bytes at offset " + std::to_string(address) +
+                    ", direct I/O): " + std::strerror(errno));
+    }
+    read_any_ = true;
+    const auto done = static_cast<std::uint64_t>(rc);
+    if (!aligned_destination) std::memcpy(out, bounce_, done);
+    // A short direct read (the end of the file) leaves a remainder: read it buffered, which
+    // zero-fills beyond the end.
+    if (done < n) {
+      read_buffered(address + done, out + done, bytes - done);
+      return true;
+    }
+    out += n;
+    address += n;
+    bytes -= n;
+  }
+  return true;
+}
+
+void DirectReader::read(std::uint64_t address, void* data, std::uint64_t bytes) {
+  char* out = static_cast<char*>(data);
+  if (direct_fd_ >= 0 && bytes >= kDirectReadMinBytes) {
+    const std::uint64_t begin = (address + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    const std::uint64_t end = (address + bytes) / kDirectAlign * kDirectAlign;
+    if (read_direct(begin, out + (begin - address), end - begin)) {
+      if (begin > address) read_buffered(address, out, begin - address);
+      if (address + bytes > end) read_buffered(end, out + (end - address), address + bytes - end);
+      return;
+    }
+    log_debug("direct I/O refused for ", path_, "; reading through the page cache");
+    ::close(direct_fd_);
+    direct_fd_ = -1;
+  }
+  read_buffered(address, out, bytes);
 }
 
 }  // namespace ckptio::detail::h5

@@ -123,4 +123,35 @@ class CoalescingWriter {
   char* bounce_ = nullptr;  // aligned staging for sources that are not aligned themselves
 };
 
+// Reads ranges of a file, the page-aligned middle of each large one with O_DIRECT (DMA into
+// memory, no copy through the page cache, no readahead): straight into the destination
+// where it is page-aligned, else through a small aligned buffer. The unaligned ends, small
+// ranges, and everything where the file system refuses O_DIRECT (at open or at the first
+// read, e.g. on tmpfs) go through `file`.
+class DirectReader {
+ public:
+  // `path` is opened a second time for the direct reads and names the file in errors.
+  DirectReader(const RawFile& file, std::string path) : file_(file), path_(std::move(path)) {}
+  ~DirectReader();
+  DirectReader(const DirectReader&) = delete;
+  DirectReader& operator=(const DirectReader&) = delete;
+  // From now on large reads go direct where the file system allows it.
+  void enable_direct_io();
+  bool direct_io() const { return direct_fd_ >= 0; }
+  // Reads [address, address + bytes) into out; a read beyond the end of the file zero-fills
+  // the rest, as RawFile::read_at does. Throws IoError naming the file.
+  void read(std::uint64_t address, void* out, std::uint64_t bytes);
+
+ private:
+  void read_buffered(std::uint64_t address, char* out, std::uint64_t bytes) const;
+  // Reads [address, address + bytes), both multiples of the direct I/O alignment, with
+  // O_DIRECT; false when the file system refused it before anything was read.
+  bool read_direct(std::uint64_t address, char* out, std::uint64_t bytes);
+  const RawFile& file_;
+  std::string path_;
+  int direct_fd_ = -1;
+  bool read_any_ = false;   // a direct read succeeded: a later refusal is an error
+  char* bounce_ = nullptr;  // aligned staging for destinations that are not aligned themselves
+};
+
 }  // namespace ckptio::detail::h5

@@ -112,6 +112,7 @@ struct FileLoad {
   const std::string file_name;
   const Snapshot& targets;
   const LoadOptions& options;
+  const bool direct_io;  // read large pieces with O_DIRECT (CheckpointOptions::direct_io)
   std::optional<detail::h5::ContainerReader> reader;
   detail::h5::ContainerIndex index;
   LoadResult result;
@@ -136,8 +137,8 @@ struct FileLoad {
   std::vector<const LocalTensor*> request_tensor;
   detail::WritePlan read_plan;
 
-  FileLoad(const Comm& c, std::string file, const Snapshot& t, const LoadOptions& o)
-      : comm(c), file_name(std::move(file)), targets(t), options(o) {}
+  FileLoad(const Comm& c, std::string file, const Snapshot& t, const LoadOptions& o, bool direct)
+      : comm(c), file_name(std::move(file)), targets(t), options(o), direct_io(direct) {}
   [[noreturn]] void close_and_rethrow(const Failure& f) {
     try {
       reader->close();
@@ -172,6 +173,7 @@ void FileLoad::open() {
   detail::run_agreed(comm, "load " + file_name, [&] {
     local = collect_local_tensors(targets, comm.rank());
     reader.emplace(comm.get(), file_name);
+    if (direct_io) reader->enable_direct_io();
     index = reader->read_index(kMaxIndexBytes);
     const std::string rs = reader->read_bytes(detail::h5::kRunningStateDataset, kMaxRunningStateBytes);
     if (rs.size() != index.running_state.bytes || detail::xxh3_64(rs.data(), rs.size()) != index.running_state.xxh3)
@@ -324,7 +326,7 @@ LoadResult CheckpointIO::Impl::load_file(const fs::path& file, const Snapshot& t
                                          const Snapshot* device_targets) {
   const std::lock_guard hdf5_lock(detail::h5::library_mutex());
   const auto start = std::chrono::steady_clock::now();
-  FileLoad load(comm, file.string(), targets, options);
+  FileLoad load(comm, file.string(), targets, options, this->options.direct_io.value_or(true));
   load.result.path = load.file_name;
   detail::PhaseTimes phases;  // for the debug log
   load.open();

@@ -45,6 +45,9 @@ void CheckpointIO::Impl::start_background_engine() {
   detail::h5::initialise_library();
   detail::BackgroundSave::register_finalize_hook();
   background_comm = detail::Comm(comm.get());
+  // The I/O thread shares the cores with training: it sleeps while it waits for the other
+  // ranks (a blocking collective would spin for as long as the slowest rank writes).
+  background_comm.sleep_while_waiting();
   background = std::make_unique<detail::BackgroundSave>();
 }
 

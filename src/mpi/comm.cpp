@@ -1,7 +1,9 @@
 #include "mpi/comm.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "ckptio/error.hpp"
@@ -35,7 +37,10 @@ Comm::~Comm() {
 }
 
 Comm::Comm(Comm&& other) noexcept
-    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), rank_(other.rank_), size_(other.size_) {}
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      rank_(other.rank_),
+      size_(other.size_),
+      sleep_while_waiting_(other.sleep_while_waiting_) {}
 
 Comm& Comm::operator=(Comm&& other) noexcept {
   if (this != &other) {
@@ -43,18 +48,40 @@ Comm& Comm::operator=(Comm&& other) noexcept {
     comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
     rank_ = other.rank_;
     size_ = other.size_;
+    sleep_while_waiting_ = other.sleep_while_waiting_;
   }
   return *this;
 }
 
-void Comm::barrier() const { check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
+int Comm::wait_sleeping(int started, MPI_Request& request) const {
+  if (started != MPI_SUCCESS) return started;
+  constexpr auto kLongestPause = std::chrono::microseconds(2000);
+  auto pause = std::chrono::microseconds(20);
+  for (;;) {
+    int done = 0;
+    const int rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || done) return rc;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, kLongestPause);
+  }
+}
+
+void Comm::barrier() const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Ibarrier(comm_, &request), request) : MPI_Barrier(comm_),
+            "MPI_Barrier");
+}
 
 std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
   if (mine.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("metadata of this rank exceeds 2 GiB");
   const int len = static_cast<int>(mine.size());
   std::vector<int> lens(size_), displs(size_);
-  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_), "MPI_Allgather");
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(sleep_while_waiting_
+                ? wait_sleeping(MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request), request)
+                : MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_),
+            "MPI_Allgather");
   long long total = 0;
   for (int r = 0; r < size_; ++r) {
     displs[r] = static_cast<int>(total);
@@ -62,7 +89,11 @@ std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
   }
   if (total > std::numeric_limits<int>::max()) throw Error("gathered metadata exceeds 2 GiB");
   std::string all(static_cast<std::size_t>(total), '\0');
-  check_mpi(MPI_Allgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_),
+  check_mpi(sleep_while_waiting_
+                ? wait_sleeping(MPI_Iallgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(),
+                                                MPI_BYTE, comm_, &request),
+                                request)
+                : MPI_Allgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_),
             "MPI_Allgatherv");
   std::vector<std::string> out(size_);
   for (int r = 0; r < size_; ++r) out[r] = all.substr(displs[r], lens[r]);
@@ -94,36 +125,57 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
 
 std::vector<std::uint64_t> Comm::allgather_u64(std::uint64_t mine) const {
   std::vector<std::uint64_t> out(size_);
-  check_mpi(MPI_Allgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_), "MPI_Allgather");
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(
+      sleep_while_waiting_
+          ? wait_sleeping(MPI_Iallgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_, &request), request)
+          : MPI_Allgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_),
+      "MPI_Allgather");
   return out;
 }
 
 void Comm::bcast_bytes(std::string& data, int root) const {
   unsigned long long len = data.size();
-  check_mpi(MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_), "MPI_Bcast");
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(sleep_while_waiting_
+                ? wait_sleeping(MPI_Ibcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_, &request), request)
+                : MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_),
+            "MPI_Bcast");
   data.resize(len);
   if (len > static_cast<unsigned long long>(std::numeric_limits<int>::max())) throw Error("broadcast exceeds 2 GiB");
-  if (len) check_mpi(MPI_Bcast(data.data(), static_cast<int>(len), MPI_BYTE, root, comm_), "MPI_Bcast");
+  if (len == 0) return;
+  const int count = static_cast<int>(len);
+  check_mpi(sleep_while_waiting_
+                ? wait_sleeping(MPI_Ibcast(data.data(), count, MPI_BYTE, root, comm_, &request), request)
+                : MPI_Bcast(data.data(), count, MPI_BYTE, root, comm_),
+            "MPI_Bcast");
+}
+
+void Comm::allreduce(const void* in, void* out, MPI_Datatype type, MPI_Op op) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Iallreduce(in, out, 1, type, op, comm_, &request), request)
+                                 : MPI_Allreduce(in, out, 1, type, op, comm_),
+            "MPI_Allreduce");
 }
 
 std::int64_t Comm::allreduce_min(std::int64_t value) const {
   std::int64_t out = 0;
-  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MIN, comm_), "MPI_Allreduce");
+  allreduce(&value, &out, MPI_INT64_T, MPI_MIN);
   return out;
 }
 std::int64_t Comm::allreduce_max(std::int64_t value) const {
   std::int64_t out = 0;
-  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+  allreduce(&value, &out, MPI_INT64_T, MPI_MAX);
   return out;
 }
 std::int64_t Comm::allreduce_sum(std::int64_t value) const {
   std::int64_t out = 0;
-  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
+  allreduce(&value, &out, MPI_INT64_T, MPI_SUM);
   return out;
 }
 std::int64_t Comm::allreduce_bitwise_or(std::int64_t value) const {
   std::int64_t out = 0;
-  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_BOR, comm_), "MPI_Allreduce");
+  allreduce(&value, &out, MPI_INT64_T, MPI_BOR);
   return out;
 }
 void Comm::allreduce_bitwise_or(std::vector<std::uint64_t>& values) const {
@@ -135,7 +187,7 @@ void Comm::allreduce_bitwise_or(std::vector<std::uint64_t>& values) const {
 }
 double Comm::allreduce_max(double value) const {
   double out = 0;
-  check_mpi(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce");
+  allreduce(&value, &out, MPI_DOUBLE, MPI_MAX);
   return out;
 }
 
