@@ -51,11 +51,24 @@ fs::path partner_folder(const fs::path& local, int node) { return local / "partn
 // `receive` at the same time (MPI_PROC_NULL for either side: none), in chunks; the received
 // file is written as receive.partial, fsynced and renamed. A failure on either side is
 // returned after the exchange has run to its end, so that the peer never waits for ever.
-std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src,
-                                     const fs::path& receive) {
+// `faults`: a save's partner copy fires the fault points local.partner.send (before the
+// first chunk leaves) and local.partner.receive (the copy written, not yet renamed) as
+// `fault_rank`; a restart's exchange fires none.
+enum class ExchangeFaults { None, PartnerCopy };
+std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src, const fs::path& receive,
+                                     ExchangeFaults faults = ExchangeFaults::None, int fault_rank = -1) {
   std::optional<Failure> failure;
   auto fail = [&](const std::string& message) {
     if (!failure) failure = Failure{ErrorKind::Io, message};
+  };
+  // An injected `throw` becomes this side's failure: the exchange still runs to its end.
+  const auto fault_point = [&](std::string_view point) {
+    if (faults != ExchangeFaults::PartnerCopy) return;
+    try {
+      save_fault_point(point, fault_rank);
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
   };
   std::FILE* in = nullptr;
   std::int64_t send_size = -1;
@@ -91,6 +104,7 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
   for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
     int send_count = 0;
     int receive_count = 0;
+    if (c == 0 && send_chunks > 0) fault_point("local.partner.send");
     if (c < send_chunks) {
       send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_size - c * kChunkBytes));
       if (std::fread(outgoing.data(), 1, send_count, in) != static_cast<std::size_t>(send_count))
@@ -107,6 +121,7 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
   }
   if (in) std::fclose(in);
   if (out) {
+    fault_point("local.partner.receive");
     if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) fail("cannot write " + partial.string());
     std::fclose(out);
     if (!failure) {
@@ -122,6 +137,14 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     }
   }
   return failure;
+}
+
+// Removes the commit record of `container`, if any, durably (before the container is replaced).
+void remove_record(const fs::path& container) {
+  const fs::path record = container.string() + kRecordSuffix;
+  std::error_code ec;
+  if (fs::remove(record, ec)) fsync_directory(container.parent_path());
+  if (ec) throw IoError("cannot remove " + record.string() + ": " + ec.message());
 }
 
 }  // namespace
@@ -203,6 +226,16 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   const int rank = world_.rank();
   const fs::path own = own_folder(folder_, node_);
   const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  const int copies = std::min(partner_copies_, nodes_ - 1);
+  std::vector<int> sources;  // the nodes whose containers this node receives
+  for (int j = 1; j <= copies; ++j) sources.push_back((node_ - j + nodes_) % nodes_);
+  // 0. A record of the same step from an earlier save (a job that died, then resumed from an
+  // older checkpoint) must not vouch for the containers this save is about to replace.
+  run_agreed(world_, "local save: forget step " + name, [&] {
+    if (node_comm_.rank() != 0) return;
+    remove_record(own / name);
+    for (int src : sources) remove_record(partner_folder(folder_, src) / name);
+  });
   // 1. This node's pieces, a container saved over the node's ranks.
   std::optional<Failure> failure;
   try {
@@ -212,25 +245,23 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     node_options.local_dir.clear();
     const std::lock_guard hdf5_lock(h5::library_mutex());
     SaveTransaction transaction(node_comm_, own, node_options, snapshot);
-    transaction.save_node_part(node_, nodes_);
+    transaction.save_node_part(node_, nodes_, rank);
     transaction.run();
   } catch (...) {
     failure = capture_current_exception();
   }
   agree(world_, failure, "local save");
   // 2. Partner copies: node N sends its container to N+1, ..., N+k (mod the node count).
-  const int copies = std::min(partner_copies_, nodes_ - 1);
-  std::vector<int> received_from;
   run_agreed(world_, "local save: partner copy", [&] {
     // Every leader takes part in every exchange, so the fault point (a failed copy) comes after.
     if (node_comm_.rank() != 0) return save_fault_point("local.partner", rank);
     std::optional<Failure> copy_failure;
     for (int j = 1; j <= copies; ++j) {
       const int dest = (node_ + j) % nodes_;
-      const int src = (node_ - j + nodes_) % nodes_;
-      auto f = exchange_file(leaders_, dest, own / name, src, partner_folder(folder_, src) / name);
+      const int src = sources[j - 1];
+      auto f = exchange_file(leaders_, dest, own / name, src, partner_folder(folder_, src) / name,
+                             ExchangeFaults::PartnerCopy, rank);
       if (f && !copy_failure) copy_failure = f;
-      received_from.push_back(src);
     }
     save_fault_point("local.partner", rank);
     if (copy_failure) throw IoError(copy_failure->message);
@@ -247,7 +278,8 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
       save_fault_point("local.commit", rank);
       record["node"] = node_;
       atomic_write_file(own / (name + kRecordSuffix), record.dump());
-      for (int src : received_from) {
+      save_fault_point("local.records", rank);
+      for (int src : sources) {
         record["node"] = src;
         atomic_write_file(partner_folder(folder_, src) / (name + kRecordSuffix), record.dump());
       }
@@ -256,11 +288,21 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     }
   }
   run_agreed(world_, "local save: prune", [&] {
-    if (node_comm_.rank() == 0) prune();
+    if (node_comm_.rank() != 0) return;
+    save_fault_point("local.prune", rank);
+    prune();
   });
   const double seconds = world_.allreduce_max(seconds_since(start));
   log_info("saved local checkpoint ", name, " on ", nodes_, " node(s) with ", copies, " partner cop",
            copies == 1 ? "y" : "ies", " in ", fixed(seconds, 3), " s");
+}
+
+void LocalLevel::flushed(std::int64_t global_step, bool prune_now) {
+  flushed_step_ = std::max(flushed_step_, global_step);
+  if (!prune_now) return;
+  run_agreed(world_, "local level: prune after the flush of global_step " + std::to_string(global_step), [&] {
+    if (node_comm_.rank() == 0) prune();
+  });
 }
 
 // This node's copies with a commit record of this job and layout (leaders only).
@@ -313,36 +355,45 @@ std::vector<LocalLevel::Copy> LocalLevel::scan_copies() {
   return found;
 }
 
-// Keeps the newest keep_last committed steps in each folder of this node; removes older
-// copies and any uncommitted container older than the newest committed one.
+// Keeps, in each folder of this node (own and partner copies), the newest keep_last
+// committed steps that are not older than the newest flush to the shared root (restart never
+// prefers an older local checkpoint to it); removes the other committed copies, any
+// uncommitted container older than the newest committed one, and stale `.partial` copies.
 void LocalLevel::prune() {
   std::map<fs::path, std::set<std::int64_t>> committed;
   for (const auto& c : scan_copies()) committed[c.file.parent_path()].insert(c.global_step);
   for (const auto& [folder, steps] : committed) {
     std::set<std::int64_t> keep;
     for (auto it = steps.rbegin(); it != steps.rend() && static_cast<int>(keep.size()) < keep_last_; ++it)
-      keep.insert(*it);
+      if (*it >= flushed_step_) keep.insert(*it);
     const std::int64_t newest = *steps.rbegin();
     std::error_code ec;
     std::vector<fs::path> remove;
     for (const auto& entry : fs::directory_iterator(folder, ec)) {
       std::string n = entry.path().filename().string();
       const bool is_record = n.size() > 6 && n.compare(n.size() - 6, 6, kRecordSuffix) == 0;
+      const bool is_partial = n.size() > 8 && n.compare(n.size() - 8, 8, ".partial") == 0;
       if (is_record) n.resize(n.size() - 6);
+      if (is_partial) n.resize(n.size() - 8);
       const std::int64_t step = global_step_of(n);
-      if (step < 0 || keep.count(step)) continue;
+      if (step < 0 || (keep.count(step) && !is_partial)) continue;
       if (steps.count(step) || step < newest) remove.push_back(entry.path());
     }
     // Records first, so that a record never names a removed container.
     std::sort(remove.begin(), remove.end(), [](const fs::path& a, const fs::path& b) {
       return (a.extension() == kRecordSuffix) > (b.extension() == kRecordSuffix);
     });
-    for (const auto& p : remove) fs::remove(p, ec);
+    for (const auto& p : remove) {
+      if (p.extension() != kRecordSuffix && p.extension() != ".partial")
+        log_debug("pruning local checkpoint ", p.string());
+      fs::remove(p, ec);
+    }
   }
 }
 
 std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const LoadOptions& options,
                                                   std::int64_t shared_step) {
+  flushed_step_ = std::max(flushed_step_, shared_step);
   // What each node holds, known to every rank.
   std::string mine;
   run_agreed(world_, "load_latest: scan the local level", [&] {
