@@ -1,5 +1,6 @@
 #include "io/multilevel.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,8 +11,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "ckptio/error.hpp"
+#include "ckptio/inspect.hpp"
 #include "ckptio/verify.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
@@ -509,3 +512,90 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
 }
 
 }  // namespace ckptio::detail
+
+namespace ckptio {
+
+namespace {
+
+// The copies in one node's local level `level` (a folder holding node{N}/ and partner/node{M}/).
+void list_level(const fs::path& level, const std::string& holder, std::vector<LocalCheckpointEntry>& out) {
+  std::error_code ec;
+  std::vector<std::pair<fs::path, bool>> folders;  // (folder, holds partner copies)
+  for (const auto& [base, partner] : {std::pair{level, false}, std::pair{level / "partner", true}})
+    for (const auto& entry : fs::directory_iterator(base, ec))
+      if (entry.is_directory(ec) && entry.path().filename().string().rfind("node", 0) == 0)
+        folders.emplace_back(entry.path(), partner);
+  for (const auto& [folder, partner] : folders) {
+    const std::string node_digits = folder.filename().string().substr(4);
+    if (node_digits.empty() || node_digits.size() > 6 ||
+        node_digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      const std::string name = entry.path().filename().string();
+      const std::int64_t step = detail::global_step_of(name);
+      if (step < 0 || !entry.is_regular_file(ec)) continue;
+      LocalCheckpointEntry e;
+      e.path = entry.path();
+      e.name = name;
+      e.epoch = std::stoll(name.substr(5, name.find('-') - 5));
+      e.global_step = step;
+      e.holder = holder;
+      e.node = std::stoi(node_digits);
+      e.partner_copy = partner;
+      struct stat st {};
+      if (::stat(e.path.c_str(), &st) == 0) {
+        e.file_bytes = static_cast<std::uint64_t>(st.st_size);
+        e.modified = detail::iso_time(st.st_mtime);
+      }
+      try {
+        const auto text = detail::read_small_file(e.path.string() + detail::kRecordSuffix, detail::kMaxRecordBytes,
+                                                  "local checkpoint record");
+        if (text) {
+          const json r = json::parse(*text);
+          const auto rank_nodes = r.at("rank_nodes").get<std::vector<int>>();
+          if (r.value("format", "") == detail::kRecordFormat && r.at("file").get<std::string>() == name &&
+              r.at("node").get<int>() == e.node && r.at("global_step").get<std::int64_t>() == step) {
+            e.committed = true;
+            e.job = r.at("job").get<std::string>();
+            e.nodes = rank_nodes.empty() ? 0 : *std::max_element(rank_nodes.begin(), rank_nodes.end()) + 1;
+          }
+        }
+      } catch (const std::exception&) {
+        // An unreadable or foreign record: the copy is listed as not committed.
+      }
+      out.push_back(std::move(e));
+    }
+  }
+}
+
+bool holds_a_level(const fs::path& folder) {
+  std::error_code ec;
+  if (fs::is_directory(folder / "partner", ec)) return true;
+  for (const auto& entry : fs::directory_iterator(folder, ec))
+    if (entry.is_directory(ec) && entry.path().filename().string().rfind("node", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<LocalCheckpointEntry> list_local_checkpoints(const fs::path& local_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(local_dir, ec)) throw IoError("no such local checkpoint folder: " + local_dir.string());
+  std::vector<LocalCheckpointEntry> out;
+  list_level(local_dir, "", out);
+  std::vector<fs::path> subfolders;
+  for (const auto& entry : fs::directory_iterator(local_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory(ec) && name != "partner" && name.rfind("node", 0) != 0 && holds_a_level(entry.path()))
+      subfolders.push_back(entry.path());
+  }
+  if (ec) throw IoError("cannot read local checkpoint folder " + local_dir.string() + ": " + ec.message());
+  for (const auto& folder : subfolders) list_level(folder, folder.filename().string(), out);
+  std::sort(out.begin(), out.end(), [](const LocalCheckpointEntry& a, const LocalCheckpointEntry& b) {
+    return std::tie(a.global_step, a.epoch, a.node, a.partner_copy, a.holder) <
+           std::tie(b.global_step, b.epoch, b.node, b.partner_copy, b.holder);
+  });
+  return out;
+}
+
+}  // namespace ckptio
