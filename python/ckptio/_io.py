@@ -81,6 +81,13 @@ class CheckpointIO:
         self._native = _ckptio.CheckpointIO(comm_address(comm), os.fspath(root), native_options)
         # For agreeing on errors found in Python before a collective call (see _agree).
         self._comm = comm.Dup()
+        local_dir = options.get("local_dir")
+        self._local_dir = pathlib.Path(os.fspath(local_dir)) if local_dir else None
+
+    @property
+    def local_dir(self) -> Optional[pathlib.Path]:
+        """The node-local level's folder (the ``local_dir`` option, ``%j`` not substituted); None without one."""
+        return self._local_dir
 
     def _prepare(self, snapshot: Snapshot, owners: list, with_running: bool = True) -> "_ckptio.SnapshotBuilder":
         def build() -> "_ckptio.SnapshotBuilder":
