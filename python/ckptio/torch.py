@@ -6,7 +6,7 @@
     ckpt.save(io, model=model, ema=ema, optimizer=opt, lr_scheduler=sched, sampler=sampler,
               epoch=e, step=s, global_step=g, batch_size=bs, async_save=False)
     state = ckpt.load(io, model=model, ema=ema, optimizer=opt, lr_scheduler=sched, sampler=sampler)
-    # None when the root has no checkpoint; else {"epoch", "step", "global_step", "batch_size", "path"}
+    # None when the root has no checkpoint; else {"epoch", "step", "global_step", "batch_size", "path", "level"}
 
 What goes where in the checkpoint:
 
