@@ -3,6 +3,7 @@
 // copies travel over MPI as between real nodes. Run with an even number of ranks >= 2.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -84,6 +85,17 @@ TEST_F(LocalLevelTest, EverySaveIsLocalAndEveryThirdIsFlushed) {
       EXPECT_TRUE(fs::exists(node_folder(node) / step_file(g))) << node << " " << g;
       EXPECT_TRUE(fs::exists(node_folder(node) / (step_file(g) + ".level")));
       EXPECT_TRUE(fs::exists(partner_copy(1 - node, node, g)));
+    }
+  }
+  // A node's container holds its datasets at their global shapes but only the node's pieces
+  // (half of w) take space: the rest are holes, kept in the partner copy too.
+  if (world_rank() == 0) {
+    const std::uint64_t whole_w = 4096 * 64 * sizeof(float);
+    for (const fs::path& copy : {node_folder(1) / step_file(4), partner_copy(0, 1, 4)}) {
+      struct stat st {};
+      ASSERT_EQ(::stat(copy.c_str(), &st), 0) << copy;
+      EXPECT_GE(static_cast<std::uint64_t>(st.st_size), whole_w) << copy;
+      EXPECT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, whole_w * 3 / 4) << copy << " is not sparse";
     }
   }
   // A node's container is an ordinary container holding that node's pieces only.

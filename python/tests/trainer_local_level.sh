@@ -22,6 +22,17 @@ expect_line killed 'fault injection: killing this process at local.node.write$'
 expect_no_line killed '^final digest:'
 [[ -f $WORK/run/epoch0-global_step6.h5 && ! -e $WORK/run/epoch0-global_step8.h5 ]] ||
   fail "the shared root should hold the flush of step 6 and not step 8: $(ls "$WORK/run")"
+# ckptio.list_local_checkpoints sees step 8 committed: each node's own copy and its partner copy.
+step8=$("${PYTHON:-python3}" -c '
+import sys, ckptio
+for e in ckptio.list_local_checkpoints(sys.argv[1]):
+    if e["global_step"] == 8:
+        print(e["node"], "partner" if e["partner_copy"] else "own", e["holder"], e["committed"], e["nodes"])
+' "$WORK/local") || fail "ckptio.list_local_checkpoints failed"
+expect_equal "step 8 in the local level" "0 own simulated-node0 True 2
+0 partner simulated-node1 True 2
+1 own simulated-node1 True 2
+1 partner simulated-node0 True 2" "$step8"
 rm -rf "$WORK/local/simulated-node1/node1"  # node 1 "replaced": its own copies are gone
 
 run_trainer 2 resumed --ckpt-dir "$WORK/run" --local-dir "$WORK/local" "${flags[@]}" --resume ||

@@ -1,13 +1,17 @@
 #include "io/multilevel.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -50,10 +54,32 @@ std::string substitute_job(std::string text, const std::string& job) {
 fs::path own_folder(const fs::path& local, int node) { return local / ("node" + std::to_string(node)); }
 fs::path partner_folder(const fs::path& local, int node) { return local / "partner" / ("node" + std::to_string(node)); }
 
+// The data extents of a file, [offset, offset + length) pairs in order: a node's container
+// is sparse (the datasets have the global shapes, only the node's pieces are written), and
+// only its data travels. Where the file system cannot tell holes, the whole file is data.
+std::vector<std::int64_t> data_extents(int fd, std::int64_t size) {
+  std::vector<std::int64_t> extents;
+  std::int64_t at = 0;
+  while (at < size) {
+    const off_t data = ::lseek(fd, at, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      return {0, size};           // SEEK_DATA unsupported: send everything
+    }
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    extents.push_back(data);
+    extents.push_back(std::min<std::int64_t>(hole, size) - data);
+    at = hole;
+  }
+  return extents;
+}
+
 // Sends the file `send` (empty: nothing) to `dest` and receives a file from `src` into
-// `receive` at the same time (MPI_PROC_NULL for either side: none), in chunks; the received
-// file is written as receive.partial, fsynced and renamed. A failure on either side is
-// returned after the exchange has run to its end, so that the peer never waits for ever.
+// `receive` at the same time (MPI_PROC_NULL for either side: none): its size and data extents
+// first, then the data in chunks; the received file is written as receive.partial (holes
+// kept), fsynced and renamed. A failure on either side is returned after the exchange has
+// run to its end, so that the peer never waits for ever.
 // `faults`: a save's partner copy fires the fault points local.partner.send (before the
 // first chunk leaves) and local.partner.receive (the copy written, not yet renamed) as
 // `fault_rank`; a restart's exchange fires none.
@@ -73,60 +99,112 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
       fail(e.what());
     }
   };
-  std::FILE* in = nullptr;
-  std::int64_t send_size = -1;
+  const auto start = std::chrono::steady_clock::now();
+  // 1. Sizes: {file size (-1: cannot read it), extent count}.
+  int in = -1;
+  std::int64_t send_header[2] = {-1, 0};
+  std::vector<std::int64_t> send_extents;
   if (dest != MPI_PROC_NULL) {
-    in = std::fopen(send.c_str(), "rb");
-    std::error_code ec;
-    const auto size = fs::file_size(send, ec);
-    if (!in || ec)
-      fail("cannot read " + send.string() + " for its partner copy");
-    else
-      send_size = static_cast<std::int64_t>(size);
+    in = ::open(send.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (in < 0 || ::fstat(in, &st) != 0) {
+      fail("cannot read " + send.string() + " for its partner copy: " + std::strerror(errno));
+    } else {
+      send_extents = data_extents(in, st.st_size);
+      send_header[0] = st.st_size;
+      send_header[1] = static_cast<std::int64_t>(send_extents.size() / 2);
+    }
   }
-  std::int64_t receive_size = 0;
-  check_mpi(MPI_Sendrecv(&send_size, 1, MPI_INT64_T, dest, 0, &receive_size, 1, MPI_INT64_T, src, 0, comm.get(),
+  std::int64_t receive_header[2] = {0, 0};
+  check_mpi(MPI_Sendrecv(send_header, 2, MPI_INT64_T, dest, 0, receive_header, 2, MPI_INT64_T, src, 0, comm.get(),
                          MPI_STATUS_IGNORE),
             "partner copy: MPI_Sendrecv");
+  std::vector<std::int64_t> receive_extents(src != MPI_PROC_NULL ? 2 * std::max<std::int64_t>(receive_header[1], 0)
+                                                                 : 0);
+  check_mpi(MPI_Sendrecv(send_extents.data(), static_cast<int>(send_extents.size()), MPI_INT64_T, dest, 2,
+                         receive_extents.data(), static_cast<int>(receive_extents.size()), MPI_INT64_T, src, 2,
+                         comm.get(), MPI_STATUS_IGNORE),
+            "partner copy: MPI_Sendrecv");
   const fs::path partial = receive.string() + ".partial";
-  std::FILE* out = nullptr;
+  int out = -1;
   if (src != MPI_PROC_NULL) {
-    if (receive_size < 0) fail("the node sending " + receive.filename().string() + " could not read it");
+    if (receive_header[0] < 0) fail("the node sending " + receive.filename().string() + " could not read it");
     std::error_code ec;
     fs::create_directories(receive.parent_path(), ec);
-    out = std::fopen(partial.c_str(), "wb");
-    if (!out) fail("cannot create " + partial.string());
+    out = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0 || ::ftruncate(out, std::max<std::int64_t>(receive_header[0], 0)) != 0)
+      fail("cannot create " + partial.string() + ": " + std::strerror(errno));
   }
+  // 2. The data of the extents, as one stream cut into chunks.
+  const auto total = [](const std::vector<std::int64_t>& extents) {
+    std::int64_t bytes = 0;
+    for (std::size_t i = 1; i < extents.size(); i += 2) bytes += extents[i];
+    return bytes;
+  };
+  const std::int64_t send_bytes = total(send_extents);
+  const std::int64_t receive_bytes = total(receive_extents);
   const auto chunks = [](std::int64_t size) {
     return size <= 0 ? std::int64_t{0} : (size + static_cast<std::int64_t>(kChunkBytes) - 1) / kChunkBytes;
   };
-  const std::int64_t send_chunks = chunks(send_size);
-  const std::int64_t receive_chunks = src != MPI_PROC_NULL ? chunks(receive_size) : 0;
-  std::vector<char> outgoing(send_chunks ? kChunkBytes : 0);
-  std::vector<char> incoming(receive_chunks ? kChunkBytes : 0);
+  const std::int64_t send_chunks = chunks(send_bytes);
+  const std::int64_t receive_chunks = chunks(receive_bytes);
+  // Buffers of the largest chunk actually sent or received, left uninitialised.
+  const auto buffer = [](std::int64_t chunks, std::int64_t size) {
+    return std::unique_ptr<char[]>(chunks ? new char[std::min<std::int64_t>(kChunkBytes, size)] : nullptr);
+  };
+  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_bytes);
+  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_bytes);
+  // Copies `count` bytes between a buffer and the file at stream position `position` through
+  // the extents (pread when reading, pwrite when writing); false on an I/O error.
+  const auto transfer = [](int fd, const std::vector<std::int64_t>& extents, std::int64_t position, char* data,
+                           std::int64_t count, bool writing) {
+    std::int64_t stream = 0;
+    for (std::size_t i = 0; i + 1 < extents.size() && count > 0; i += 2) {
+      const std::int64_t length = extents[i + 1];
+      if (position >= stream + length) {
+        stream += length;
+        continue;
+      }
+      const std::int64_t skip = position - stream;
+      const std::int64_t n = std::min(count, length - skip);
+      for (std::int64_t done = 0; done < n;) {
+        const off_t at = static_cast<off_t>(extents[i] + skip + done);
+        const ssize_t r = writing ? ::pwrite(fd, data + done, static_cast<std::size_t>(n - done), at)
+                                  : ::pread(fd, data + done, static_cast<std::size_t>(n - done), at);
+        if (r <= 0) return false;
+        done += r;
+      }
+      data += n;
+      position += n;
+      count -= n;
+      stream += length;
+    }
+    return count == 0;
+  };
   for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
     int send_count = 0;
     int receive_count = 0;
     if (c == 0 && send_chunks > 0) fault_point("local.partner.send");
     if (c < send_chunks) {
-      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_size - c * kChunkBytes));
-      if (std::fread(outgoing.data(), 1, send_count, in) != static_cast<std::size_t>(send_count))
-        fail("short read of " + send.string());
+      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_bytes - c * kChunkBytes));
+      if (!transfer(in, send_extents, c * kChunkBytes, outgoing.get(), send_count, false))
+        fail("cannot read " + send.string() + " for its partner copy");
     }
     if (c < receive_chunks)
-      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_size - c * kChunkBytes));
-    check_mpi(MPI_Sendrecv(outgoing.data(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
-                           incoming.data(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
+      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_bytes - c * kChunkBytes));
+    check_mpi(MPI_Sendrecv(outgoing.get(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
+                           incoming.get(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
                            comm.get(), MPI_STATUS_IGNORE),
               "partner copy: MPI_Sendrecv");
-    if (out && receive_count && std::fwrite(incoming.data(), 1, receive_count, out) != std::size_t(receive_count))
+    if (out >= 0 && receive_count &&
+        !transfer(out, receive_extents, c * kChunkBytes, incoming.get(), receive_count, true))
       fail("cannot write " + partial.string());
   }
-  if (in) std::fclose(in);
-  if (out) {
+  if (in >= 0) ::close(in);
+  if (src != MPI_PROC_NULL) {
     fault_point("local.partner.receive");
-    if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) fail("cannot write " + partial.string());
-    std::fclose(out);
+    if (out >= 0 && ::fsync(out) != 0) fail("cannot write " + partial.string() + ": " + std::strerror(errno));
+    if (out >= 0) ::close(out);
     if (!failure) {
       try {
         rename_path(partial, receive);
@@ -139,6 +217,8 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
       fs::remove(partial, ec);
     }
   }
+  log_debug("partner copy: sent ", human_bytes(static_cast<double>(send_bytes)), " of data, received ",
+            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s");
   return failure;
 }
 

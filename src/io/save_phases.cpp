@@ -118,7 +118,10 @@ void SaveTransaction::create() {
     writer_ = std::make_unique<h5::ContainerWriter>(comm_->get(), partial_.string(), file_tuning(options_));
     writer_->create_datasets(specs);
   });
-  const std::uint64_t estimate = file_size_estimate();
+  // A node's part of a local checkpoint writes only the node's pieces of datasets that have
+  // their global shapes: the rest stays a hole, which a reservation from the file's start
+  // would fill. Its space is not reserved (a full local disk fails the write, agreed alike).
+  const std::uint64_t estimate = nodes_ > 0 ? 0 : file_size_estimate();
   agreed("save: reserve space for " + partial_.string(), [&] {
     reserved_bytes_ = estimate;
     if (rank == 0) reserve_file_space(partial_, reserved_bytes_);
