@@ -515,31 +515,40 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
                "'s pieces are on no node of this allocation (own copy and partner copies lost)");
       continue;
     }
-    // Verify every copy of this step where it lies; pick a good one per node, its own first.
-    std::string verdicts;
-    run_agreed(world_, "load_latest: verify local copies", [&] {
-      if (node_comm_.rank() != 0) return;
-      for (int n = 0; n < nodes_; ++n)
-        for (const Copy* c : per_node[n]) {
-          if (c->holder != node_) continue;
-          const VerifyReport report = verify_container(MPI_COMM_SELF, c->file);
-          if (!report.ok())
-            log_line(LogLevel::Warn,
-                     "load_latest: skipping local copy " + c->file.string() + ": " + report.problems.front(), true);
-          verdicts += report.ok() ? '1' : '0';
-        }
-    });
-    const auto all_verdicts = world_.allgather_bytes(verdicts);
-    std::map<int, std::size_t> next_verdict;  // per holder node
+    // Verify copies where they lie and pick a good one per node: each node's own copy first;
+    // partner copies are read only for the nodes whose own copy is missing or damaged.
     std::vector<const Copy*> chosen(nodes_, nullptr);
     std::map<int, int> leader_of_node;
     for (int r = 0; r < world_.size(); ++r)
       if (!leader_of_node.count(rank_nodes_[r])) leader_of_node[rank_nodes_[r]] = r;
-    for (int n = 0; n < nodes_; ++n)
-      for (const Copy* c : per_node[n]) {
-        const bool good = all_verdicts[leader_of_node[c->holder]][next_verdict[c->holder]++] == '1';
-        if (good && (!chosen[n] || c->holder == n)) chosen[n] = c;
-      }
+    for (const bool own_copies : {true, false}) {
+      const std::vector<const Copy*> chosen_before = chosen;  // the same on every rank
+      const auto in_round = [&](const Copy* c, int n) {
+        return own_copies ? c->holder == n : c->holder != n && !chosen_before[n];
+      };
+      if (!own_copies && std::find(chosen.begin(), chosen.end(), nullptr) == chosen.end()) break;
+      std::string verdicts;
+      run_agreed(world_, "load_latest: verify local copies", [&] {
+        if (node_comm_.rank() != 0) return;
+        for (int n = 0; n < nodes_; ++n)
+          for (const Copy* c : per_node[n]) {
+            if (c->holder != node_ || !in_round(c, n)) continue;
+            const VerifyReport report = verify_container(MPI_COMM_SELF, c->file);
+            if (!report.ok())
+              log_line(LogLevel::Warn,
+                       "load_latest: skipping local copy " + c->file.string() + ": " + report.problems.front(), true);
+            verdicts += report.ok() ? '1' : '0';
+          }
+      });
+      const auto all_verdicts = world_.allgather_bytes(verdicts);
+      std::map<int, std::size_t> next_verdict;  // per holder node
+      for (int n = 0; n < nodes_; ++n)
+        for (const Copy* c : per_node[n]) {
+          if (!in_round(c, n)) continue;
+          const bool good = all_verdicts[leader_of_node[c->holder]][next_verdict[c->holder]++] == '1';
+          if (good && !chosen[n]) chosen[n] = c;
+        }
+    }
     int unverified = -1;
     for (int n = 0; n < nodes_ && unverified < 0; ++n)
       if (!chosen[n]) unverified = n;
