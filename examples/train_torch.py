@@ -72,6 +72,11 @@ def parse_args():
     parser.add_argument("--resume", action="store_true", help="Continue from the root's latest checkpoint, if any")
     parser.add_argument("--async-save", action="store_true", help="Write periodic checkpoints in the background")
     parser.add_argument("--keep-last", type=int, default=0, help="Checkpoints to keep; 0 keeps all")
+    parser.add_argument("--local-dir", default="",
+                        help="Node-local checkpoint folder (%%j: the job ID); every save goes there, with a copy on "
+                        "the next node")
+    parser.add_argument("--flush-every", type=int, default=1,
+                        help="With --local-dir: every this many saves also go to --ckpt-dir")
     parser.add_argument("--hidden", type=int, default=64, help="Width of the hidden layer")
     parser.add_argument("--zero", action="store_true", help="Shard the optimizer state (ZeroRedundancyOptimizer)")
     parser.add_argument("--step-sleep-ms", type=int, default=0, help="Sleep this long per step (stand-in for work)")
@@ -150,7 +155,8 @@ def main() -> int:
     inputs, targets = synthetic_data()
     torch.manual_seed(100 + rank)  # dropout differs per rank: its RNG state is per rank
 
-    io = ckptio.CheckpointIO(comm, args.ckpt_dir, keep_last=args.keep_last)
+    io = ckptio.CheckpointIO(comm, args.ckpt_dir, keep_last=args.keep_last, local_dir=args.local_dir,
+                             flush_every=args.flush_every)
     g = 0  # completed optimizer steps
     if args.resume:
         state = ckpt.load(io, model=model, ema=ema, optimizer=optimizer, lr_scheduler=scheduler, sampler=sampler)
@@ -160,6 +166,7 @@ def main() -> int:
             g = state["global_step"]
             sampler.position = state["step"] * batch  # per-rank samples consumed, for this world size
             say(f"resumed from {state['path']} at global_step {g}")
+            say(f"resumed from {state['level']} checkpoint global_step {g}")
             say(f"loaded digest: {digest(model, ema, optimizer, comm)}")
     guard = None
     if not args.no_preemption_guard:

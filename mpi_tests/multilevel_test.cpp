@@ -3,6 +3,7 @@
 // copies travel over MPI as between real nodes. Run with an even number of ranks >= 2.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -84,6 +85,17 @@ TEST_F(LocalLevelTest, EverySaveIsLocalAndEveryThirdIsFlushed) {
       EXPECT_TRUE(fs::exists(node_folder(node) / step_file(g))) << node << " " << g;
       EXPECT_TRUE(fs::exists(node_folder(node) / (step_file(g) + ".level")));
       EXPECT_TRUE(fs::exists(partner_copy(1 - node, node, g)));
+    }
+  }
+  // A node's container holds its datasets at their global shapes but only the node's pieces
+  // (half of w) take space: the rest are holes, kept in the partner copy too.
+  if (world_rank() == 0) {
+    const std::uint64_t whole_w = 4096 * 64 * sizeof(float);
+    for (const fs::path& copy : {node_folder(1) / step_file(4), partner_copy(0, 1, 4)}) {
+      struct stat st {};
+      ASSERT_EQ(::stat(copy.c_str(), &st), 0) << copy;
+      EXPECT_GE(static_cast<std::uint64_t>(st.st_size), whole_w) << copy;
+      EXPECT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, whole_w * 3 / 4) << copy << " is not sparse";
     }
   }
   // A node's container is an ordinary container holding that node's pieces only.
@@ -178,12 +190,68 @@ TEST_F(LocalLevelTest, AnotherJobsLocalFilesAreIgnored) {
   EXPECT_EQ(result.running.global_step, 3);
 }
 
+// Each folder (own and partner copies, on every node) keeps the newest local_keep_last
+// committed steps, and after a flush none older than it: restart would not choose them.
+TEST_F(LocalLevelTest, RetentionKeepsTheLastLocalCheckpointsAndNoneOlderThanTheNewestFlush) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  CheckpointOptions o = options();  // flush_every 3
+  o.local_keep_last = 3;
+  // Which steps each folder holds after the save of step g (g = 1..8).
+  const std::vector<std::vector<std::int64_t>> expected = {{1}, {1, 2}, {3}, {3, 4}, {3, 4, 5}, {6}, {6, 7}, {6, 7, 8}};
+  CheckpointIO io(MPI_COMM_WORLD, shared.path(), o);
+  for (std::int64_t g = 1; g <= 8; ++g) {
+    state.snapshot().running.global_step = g;
+    io.save(state.snapshot());
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int node : {0, 1}) {
+      for (const fs::path& folder : {node_folder(node), partner_copy(1 - node, node, g).parent_path()}) {
+        std::vector<std::int64_t> held;
+        for (std::int64_t s = 1; s <= 8; ++s) {
+          const bool container = fs::exists(folder / step_file(s));
+          const bool record = fs::exists(folder / (step_file(s) + ".level"));
+          EXPECT_EQ(container, record) << folder << " step " << s;
+          if (container) held.push_back(s);
+        }
+        EXPECT_EQ(held, expected[g - 1]) << "after the save of step " << g << " in " << folder;
+      }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  EXPECT_TRUE(fs::exists(shared / step_file(3)));
+  EXPECT_TRUE(fs::exists(shared / step_file(6)));
+}
+
+// A record of a step saved again (a job resumed from an older checkpoint) is removed before
+// the new containers replace the old ones, so that it never vouches for a mix of two saves.
+TEST_F(LocalLevelTest, ASavedAgainStepIsNotCommittedUntilTheNewSaveCommits) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  {
+    CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+    detail::inject_save_fault_for_testing("local.partner", -1);
+    state.snapshot().running.global_step = 4;  // step 4 again, its partner copy fails
+    EXPECT_THROW(io.save(state.snapshot()), Error);
+    detail::inject_save_fault_for_testing("", -1);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  for (int node : {0, 1}) {
+    EXPECT_FALSE(fs::exists(node_folder(node) / (step_file(4) + ".level"))) << node;
+    EXPECT_TRUE(fs::exists(node_folder(node) / (step_file(3) + ".level"))) << node;
+  }
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 3);
+}
+
 TEST_F(LocalLevelTest, FailureInEveryPhaseOfALocalSaveKeepsThePreviousCheckpoint) {
   TestState state(specs, world_rank(), n);
   state.fill();
   save_four(state);
   std::int64_t step = 10;
-  for (const char* point : {"save.plan", "save.write", "save.commit", "local.partner"}) {
+  for (const char* point : {"local.node.plan", "local.node.write", "local.node.commit", "local.partner.send",
+                            "local.partner.receive", "local.partner"}) {
     for (int rank : {0, -1}) {
       {
         CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());

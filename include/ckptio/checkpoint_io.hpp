@@ -75,7 +75,9 @@ struct CheckpointOptions {
   int flush_every = 1;
   // Copies of each node's local container on the next nodes of a ring (0: none).
   int partner_copies = 1;
-  // Committed local checkpoints kept on each node (own and partner copies); at least 1.
+  // Committed local checkpoints kept on each node (own and partner copies); at least 1. Local
+  // checkpoints older than the newest flush to the root are pruned too (restart would not
+  // choose them).
   int local_keep_last = 2;
 };
 

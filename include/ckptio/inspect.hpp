@@ -46,6 +46,32 @@ struct CheckpointEntry {
 // `.partial` files are never listed. Throws IoError when the root cannot be read.
 std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& root);
 
+// One copy of one node's part of a node-local checkpoint (CheckpointOptions::local_dir,
+// docs/MULTILEVEL.md), as found under a local folder.
+struct LocalCheckpointEntry {
+  std::filesystem::path path;  // the container
+  std::string name;            // its file name, epoch{E}-global_step{G}.h5
+  std::int64_t epoch = 0;
+  std::int64_t global_step = 0;
+  // The folder it was found in, relative to the local folder: "" for the local folder itself,
+  // else the subfolder of one node (the local folder of several nodes on one file system).
+  std::string holder;
+  int node = 0;               // the node whose ranks' pieces it holds
+  bool partner_copy = false;  // a partner copy held for that node (else the node's own)
+  bool committed = false;     // its commit record exists, is readable and names it
+  std::string job;            // the job that saved it (from the record; empty if uncommitted)
+  int nodes = 0;              // nodes of that job's layout (from the record; 0 if uncommitted)
+  std::uint64_t file_bytes = 0;
+  std::string modified;  // ISO 8601, UTC, of the file
+};
+
+// Lists the node-local checkpoints under a local folder (the local_dir of a job, its `%j`
+// substituted), in the folder itself and in any subfolder of it that holds a node's local
+// level: by global_step, then node, own copy before partner copies, then holder. `.partial`
+// copies are never listed; containers without a valid commit record are, as not committed.
+// Throws IoError when the folder cannot be read.
+std::vector<LocalCheckpointEntry> list_local_checkpoints(const std::filesystem::path& local_dir);
+
 // The checkpoint a root's `latest` names, nullopt when the root has none. Throws FormatError
 // when `latest` is malformed or names a file outside the root.
 std::optional<std::filesystem::path> read_latest(const std::filesystem::path& root);

@@ -35,6 +35,7 @@ from ._io import (
     export_safetensors,
     inspect,
     list_checkpoints,
+    list_local_checkpoints,
     load_checkpoint,
     verify,
 )
@@ -46,6 +47,6 @@ PREEMPTED_EXIT_CODE = 75
 __all__ = [
     "CheckpointIO", "Snapshot", "Group", "Shard", "block", "flat", "RunningState", "LoadResult", "KeyReport", "Key",
     "PreemptionGuard", "export_safetensors", "load_checkpoint", "LoadCheckpointResult", "verify", "inspect",
-    "list_checkpoints", "checkpoint_file_name", "Error", "UsageError", "MismatchError", "FormatError", "IoError",
+    "list_checkpoints", "list_local_checkpoints", "checkpoint_file_name", "Error", "UsageError", "MismatchError", "FormatError", "IoError",
     "IntegrityError", "LockedError", "PREEMPTED_EXIT_CODE", "__version__",
 ]

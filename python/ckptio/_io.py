@@ -19,7 +19,7 @@ from ._agree import agreed
 from ._snapshot import Key, LoadResult, Snapshot, add_tensor
 
 __all__ = ["CheckpointIO", "PreemptionGuard", "export_safetensors", "load_checkpoint", "LoadCheckpointResult",
-           "verify", "inspect", "list_checkpoints", "comm_address", "mpi_comm"]
+           "verify", "inspect", "list_checkpoints", "list_local_checkpoints", "comm_address", "mpi_comm"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -81,6 +81,13 @@ class CheckpointIO:
         self._native = _ckptio.CheckpointIO(comm_address(comm), os.fspath(root), native_options)
         # For agreeing on errors found in Python before a collective call (see _agree).
         self._comm = comm.Dup()
+        local_dir = options.get("local_dir")
+        self._local_dir = pathlib.Path(os.fspath(local_dir)) if local_dir else None
+
+    @property
+    def local_dir(self) -> Optional[pathlib.Path]:
+        """The node-local level's folder (the ``local_dir`` option, ``%j`` not substituted); None without one."""
+        return self._local_dir
 
     def _prepare(self, snapshot: Snapshot, owners: list, with_running: bool = True) -> "_ckptio.SnapshotBuilder":
         def build() -> "_ckptio.SnapshotBuilder":
@@ -349,3 +356,13 @@ def inspect(path: PathLike) -> Dict[str, Any]:
 def list_checkpoints(root: PathLike) -> List[Dict[str, Any]]:
     """Not collective. The committed checkpoints of a root, oldest first, as dicts."""
     return _ckptio.list_checkpoints(os.fspath(root))
+
+
+def list_local_checkpoints(local_dir: PathLike) -> List[Dict[str, Any]]:
+    """Not collective. Every copy of the node-local level under ``local_dir`` (``ckptio ls --local-dir``), as dicts.
+
+    Keys: path, name, epoch, global_step, holder (the node folder it lies in, "" for
+    ``local_dir`` itself), node (whose pieces), partner_copy, committed, job, nodes,
+    file_bytes, modified.
+    """
+    return _ckptio.list_local_checkpoints(os.fspath(local_dir))

@@ -6,7 +6,7 @@
     ckpt.save(io, model=model, ema=ema, optimizer=opt, lr_scheduler=sched, sampler=sampler,
               epoch=e, step=s, global_step=g, batch_size=bs, async_save=False)
     state = ckpt.load(io, model=model, ema=ema, optimizer=opt, lr_scheduler=sched, sampler=sampler)
-    # None when the root has no checkpoint; else {"epoch", "step", "global_step", "batch_size", "path"}
+    # None when the root has no checkpoint; else {"epoch", "step", "global_step", "batch_size", "path", "level"}
 
 What goes where in the checkpoint:
 
@@ -42,7 +42,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy
 import torch
 
-from ._ckptio import UsageError
+from ._ckptio import IoError, UsageError
 from ._io import CheckpointIO, PreemptionGuard, inspect, mpi_comm
 from ._json import jsonable
 from ._snapshot import RunningState, Snapshot
@@ -279,11 +279,23 @@ def load(io: CheckpointIO, *, model: Any = None, ema: Any = None, optimizer: Any
 
     Model and EMA tensors are loaded in place; the optimizer, scheduler and sampler through
     their ``load_state_dict``; RNG states when the world size is unchanged. Returns None when
-    the root has no checkpoint, else {"epoch", "step", "global_step", "batch_size", "path"}.
+    there is no checkpoint, else {"epoch", "step", "global_step", "batch_size", "path", "level"}.
+    With a node-local level (``local_dir``) and no ``path``, the checkpoint is the one
+    :meth:`CheckpointIO.load_latest` picks, local or shared ("level" says which).
     """
-    path = io.latest() if path is None else pathlib.Path(path)
-    if path is None:
-        return None
+    use_latest = path is None and io.local_dir is not None
+    if use_latest:
+        # load_latest chooses, with every rank agreeing; a first pass without tensors reads the
+        # chosen checkpoint's running state (its extras describe the optimizer) and path (for
+        # a local one, this rank's node container, which holds this rank's tensors).
+        first = io.load_latest(Snapshot(), strict=False)
+        if first is None:
+            return None
+        path = pathlib.Path(first.path)
+    else:
+        path = io.latest() if path is None else pathlib.Path(path)
+        if path is None:
+            return None
     snapshot = Snapshot()
     if model is not None:
         snapshot.model = _module_tensors(model, "model")
@@ -299,7 +311,14 @@ def load(io: CheckpointIO, *, model: Any = None, ema: Any = None, optimizer: Any
         stored = {t["name"]: t for t in info["tensors"] if t["group"] == "optimizer"}
         targets, optimizer_state = _optimizer_targets(optimizer, _parameter_names(model), described["state"], stored)
         snapshot.optimizer = targets
-    result = io.load(path, snapshot, strict=strict)
+    if use_latest:
+        result = io.load_latest(snapshot, strict=strict)
+        if result is None or (result.level, result.running.global_step) != (first.level, first.running.global_step):
+            raise IoError(f"the checkpoint to resume from changed while loading it: {first.level} global_step "
+                          f"{first.running.global_step}, then {'none' if result is None else result.level} "
+                          f"global_step {'' if result is None else result.running.global_step}")
+    else:
+        result = io.load(path, snapshot, strict=strict)
     if optimizer is not None:
         _load_optimizer(optimizer, described, optimizer_state)
     if lr_scheduler is not None:
@@ -310,7 +329,7 @@ def load(io: CheckpointIO, *, model: Any = None, ema: Any = None, optimizer: Any
         _restore_rng(result.rank_blob)
     mine = result.running.extras.get(_EXTRAS_KEY, {})
     return {"epoch": result.running.epoch, "step": result.running.step, "global_step": result.running.global_step,
-            "batch_size": mine.get("batch_size"), "path": result.path}
+            "batch_size": mine.get("batch_size"), "path": result.path, "level": result.level}
 
 
 class ResumableDistributedSampler(torch.utils.data.Sampler):

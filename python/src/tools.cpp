@@ -209,6 +209,34 @@ void bind_tools(py::module_& m) {
         return out;
       },
       py::arg("root"));
+  m.def(
+      "list_local_checkpoints",
+      [](const std::string& local_dir) {
+        std::vector<LocalCheckpointEntry> entries;
+        {
+          py::gil_scoped_release release;
+          entries = list_local_checkpoints(local_dir);
+        }
+        py::list out;
+        for (const auto& entry : entries) {
+          py::dict d;
+          d["path"] = entry.path.string();
+          d["name"] = entry.name;
+          d["epoch"] = entry.epoch;
+          d["global_step"] = entry.global_step;
+          d["holder"] = entry.holder;
+          d["node"] = entry.node;
+          d["partner_copy"] = entry.partner_copy;
+          d["committed"] = entry.committed;
+          d["job"] = entry.job;
+          d["nodes"] = entry.nodes;
+          d["file_bytes"] = entry.file_bytes;
+          d["modified"] = entry.modified;
+          out.append(d);
+        }
+        return out;
+      },
+      py::arg("local_dir"));
 }
 
 }  // namespace ckptio::python

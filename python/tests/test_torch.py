@@ -76,7 +76,7 @@ def test_a_resumed_run_continues_exactly(comm, shared_dir):
     with ckptio.CheckpointIO(comm, shared_dir) as io:
         state = ckpt.load(io, model=fresh[0], ema=fresh[1], optimizer=fresh[2], lr_scheduler=fresh[3],
                           sampler=fresh[4])
-    assert state == {"epoch": 0, "step": 5, "global_step": 5, "batch_size": 4, "path": path}
+    assert state == {"epoch": 0, "step": 5, "global_step": 5, "batch_size": 4, "path": path, "level": "shared"}
     assert pointers == [t.data_ptr() for t in fresh[0].state_dict().values()], "model not loaded in place"
     assert fresh[4].position == 20 and fresh[2].state[fresh[0].fc1.weight]["step"].dim() == 0
     train(*fresh, 4)

@@ -98,6 +98,7 @@ fs::path CheckpointIO::save(const Snapshot& snapshot) {
            checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
   fs::path path = impl_->save_from_any_memory(snapshot);
   impl_->record_save_seconds(seconds_since(start));
+  if (impl_->local) impl_->local->flushed(snapshot.running.global_step, /*prune_now=*/true);
   return path;
 }
 

@@ -1,17 +1,24 @@
 #include "io/multilevel.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "ckptio/error.hpp"
+#include "ckptio/inspect.hpp"
 #include "ckptio/verify.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
@@ -47,68 +54,157 @@ std::string substitute_job(std::string text, const std::string& job) {
 fs::path own_folder(const fs::path& local, int node) { return local / ("node" + std::to_string(node)); }
 fs::path partner_folder(const fs::path& local, int node) { return local / "partner" / ("node" + std::to_string(node)); }
 
+// The data extents of a file, [offset, offset + length) pairs in order: a node's container
+// is sparse (the datasets have the global shapes, only the node's pieces are written), and
+// only its data travels. Where the file system cannot tell holes, the whole file is data.
+std::vector<std::int64_t> data_extents(int fd, std::int64_t size) {
+  std::vector<std::int64_t> extents;
+  std::int64_t at = 0;
+  while (at < size) {
+    const off_t data = ::lseek(fd, at, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      return {0, size};           // SEEK_DATA unsupported: send everything
+    }
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    extents.push_back(data);
+    extents.push_back(std::min<std::int64_t>(hole, size) - data);
+    at = hole;
+  }
+  return extents;
+}
+
 // Sends the file `send` (empty: nothing) to `dest` and receives a file from `src` into
-// `receive` at the same time (MPI_PROC_NULL for either side: none), in chunks; the received
-// file is written as receive.partial, fsynced and renamed. A failure on either side is
-// returned after the exchange has run to its end, so that the peer never waits for ever.
-std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src,
-                                     const fs::path& receive) {
+// `receive` at the same time (MPI_PROC_NULL for either side: none): its size and data extents
+// first, then the data in chunks; the received file is written as receive.partial (holes
+// kept), fsynced and renamed. A failure on either side is returned after the exchange has
+// run to its end, so that the peer never waits for ever.
+// `faults`: a save's partner copy fires the fault points local.partner.send (before the
+// first chunk leaves) and local.partner.receive (the copy written, not yet renamed) as
+// `fault_rank`; a restart's exchange fires none.
+enum class ExchangeFaults { None, PartnerCopy };
+std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src, const fs::path& receive,
+                                     ExchangeFaults faults = ExchangeFaults::None, int fault_rank = -1) {
   std::optional<Failure> failure;
   auto fail = [&](const std::string& message) {
     if (!failure) failure = Failure{ErrorKind::Io, message};
   };
-  std::FILE* in = nullptr;
-  std::int64_t send_size = -1;
+  // An injected `throw` becomes this side's failure: the exchange still runs to its end.
+  const auto fault_point = [&](std::string_view point) {
+    if (faults != ExchangeFaults::PartnerCopy) return;
+    try {
+      save_fault_point(point, fault_rank);
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  // 1. Sizes: {file size (-1: cannot read it), extent count}.
+  int in = -1;
+  std::int64_t send_header[2] = {-1, 0};
+  std::vector<std::int64_t> send_extents;
   if (dest != MPI_PROC_NULL) {
-    in = std::fopen(send.c_str(), "rb");
-    std::error_code ec;
-    const auto size = fs::file_size(send, ec);
-    if (!in || ec)
-      fail("cannot read " + send.string() + " for its partner copy");
-    else
-      send_size = static_cast<std::int64_t>(size);
+    in = ::open(send.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (in < 0 || ::fstat(in, &st) != 0) {
+      fail("cannot read " + send.string() + " for its partner copy: " + std::strerror(errno));
+    } else {
+      send_extents = data_extents(in, st.st_size);
+      send_header[0] = st.st_size;
+      send_header[1] = static_cast<std::int64_t>(send_extents.size() / 2);
+    }
   }
-  std::int64_t receive_size = 0;
-  check_mpi(MPI_Sendrecv(&send_size, 1, MPI_INT64_T, dest, 0, &receive_size, 1, MPI_INT64_T, src, 0, comm.get(),
+  std::int64_t receive_header[2] = {0, 0};
+  check_mpi(MPI_Sendrecv(send_header, 2, MPI_INT64_T, dest, 0, receive_header, 2, MPI_INT64_T, src, 0, comm.get(),
                          MPI_STATUS_IGNORE),
             "partner copy: MPI_Sendrecv");
+  std::vector<std::int64_t> receive_extents(src != MPI_PROC_NULL ? 2 * std::max<std::int64_t>(receive_header[1], 0)
+                                                                 : 0);
+  check_mpi(MPI_Sendrecv(send_extents.data(), static_cast<int>(send_extents.size()), MPI_INT64_T, dest, 2,
+                         receive_extents.data(), static_cast<int>(receive_extents.size()), MPI_INT64_T, src, 2,
+                         comm.get(), MPI_STATUS_IGNORE),
+            "partner copy: MPI_Sendrecv");
   const fs::path partial = receive.string() + ".partial";
-  std::FILE* out = nullptr;
+  int out = -1;
   if (src != MPI_PROC_NULL) {
-    if (receive_size < 0) fail("the node sending " + receive.filename().string() + " could not read it");
+    if (receive_header[0] < 0) fail("the node sending " + receive.filename().string() + " could not read it");
     std::error_code ec;
     fs::create_directories(receive.parent_path(), ec);
-    out = std::fopen(partial.c_str(), "wb");
-    if (!out) fail("cannot create " + partial.string());
+    out = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0 || ::ftruncate(out, std::max<std::int64_t>(receive_header[0], 0)) != 0)
+      fail("cannot create " + partial.string() + ": " + std::strerror(errno));
   }
+  // 2. The data of the extents, as one stream cut into chunks.
+  const auto total = [](const std::vector<std::int64_t>& extents) {
+    std::int64_t bytes = 0;
+    for (std::size_t i = 1; i < extents.size(); i += 2) bytes += extents[i];
+    return bytes;
+  };
+  const std::int64_t send_bytes = total(send_extents);
+  const std::int64_t receive_bytes = total(receive_extents);
   const auto chunks = [](std::int64_t size) {
     return size <= 0 ? std::int64_t{0} : (size + static_cast<std::int64_t>(kChunkBytes) - 1) / kChunkBytes;
   };
-  const std::int64_t send_chunks = chunks(send_size);
-  const std::int64_t receive_chunks = src != MPI_PROC_NULL ? chunks(receive_size) : 0;
-  std::vector<char> outgoing(send_chunks ? kChunkBytes : 0);
-  std::vector<char> incoming(receive_chunks ? kChunkBytes : 0);
+  const std::int64_t send_chunks = chunks(send_bytes);
+  const std::int64_t receive_chunks = chunks(receive_bytes);
+  // Buffers of the largest chunk actually sent or received, left uninitialised.
+  const auto buffer = [](std::int64_t chunks, std::int64_t size) {
+    return std::unique_ptr<char[]>(chunks ? new char[std::min<std::int64_t>(kChunkBytes, size)] : nullptr);
+  };
+  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_bytes);
+  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_bytes);
+  // Copies `count` bytes between a buffer and the file at stream position `position` through
+  // the extents (pread when reading, pwrite when writing); false on an I/O error.
+  const auto transfer = [](int fd, const std::vector<std::int64_t>& extents, std::int64_t position, char* data,
+                           std::int64_t count, bool writing) {
+    std::int64_t stream = 0;
+    for (std::size_t i = 0; i + 1 < extents.size() && count > 0; i += 2) {
+      const std::int64_t length = extents[i + 1];
+      if (position >= stream + length) {
+        stream += length;
+        continue;
+      }
+      const std::int64_t skip = position - stream;
+      const std::int64_t n = std::min(count, length - skip);
+      for (std::int64_t done = 0; done < n;) {
+        const off_t at = static_cast<off_t>(extents[i] + skip + done);
+        const ssize_t r = writing ? ::pwrite(fd, data + done, static_cast<std::size_t>(n - done), at)
+                                  : ::pread(fd, data + done, static_cast<std::size_t>(n - done), at);
+        if (r <= 0) return false;
+        done += r;
+      }
+      data += n;
+      position += n;
+      count -= n;
+      stream += length;
+    }
+    return count == 0;
+  };
   for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
     int send_count = 0;
     int receive_count = 0;
+    if (c == 0 && send_chunks > 0) fault_point("local.partner.send");
     if (c < send_chunks) {
-      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_size - c * kChunkBytes));
-      if (std::fread(outgoing.data(), 1, send_count, in) != static_cast<std::size_t>(send_count))
-        fail("short read of " + send.string());
+      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_bytes - c * kChunkBytes));
+      if (!transfer(in, send_extents, c * kChunkBytes, outgoing.get(), send_count, false))
+        fail("cannot read " + send.string() + " for its partner copy");
     }
     if (c < receive_chunks)
-      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_size - c * kChunkBytes));
-    check_mpi(MPI_Sendrecv(outgoing.data(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
-                           incoming.data(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
+      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_bytes - c * kChunkBytes));
+    check_mpi(MPI_Sendrecv(outgoing.get(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
+                           incoming.get(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
                            comm.get(), MPI_STATUS_IGNORE),
               "partner copy: MPI_Sendrecv");
-    if (out && receive_count && std::fwrite(incoming.data(), 1, receive_count, out) != std::size_t(receive_count))
+    if (out >= 0 && receive_count &&
+        !transfer(out, receive_extents, c * kChunkBytes, incoming.get(), receive_count, true))
       fail("cannot write " + partial.string());
   }
-  if (in) std::fclose(in);
-  if (out) {
-    if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) fail("cannot write " + partial.string());
-    std::fclose(out);
+  if (in >= 0) ::close(in);
+  if (src != MPI_PROC_NULL) {
+    fault_point("local.partner.receive");
+    if (out >= 0 && ::fsync(out) != 0) fail("cannot write " + partial.string() + ": " + std::strerror(errno));
+    if (out >= 0) ::close(out);
     if (!failure) {
       try {
         rename_path(partial, receive);
@@ -121,7 +217,17 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
       fs::remove(partial, ec);
     }
   }
+  log_debug("partner copy: sent ", human_bytes(static_cast<double>(send_bytes)), " of data, received ",
+            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s");
   return failure;
+}
+
+// Removes the commit record of `container`, if any, durably (before the container is replaced).
+void remove_record(const fs::path& container) {
+  const fs::path record = container.string() + kRecordSuffix;
+  std::error_code ec;
+  if (fs::remove(record, ec)) fsync_directory(container.parent_path());
+  if (ec) throw IoError("cannot remove " + record.string() + ": " + ec.message());
 }
 
 }  // namespace
@@ -213,6 +319,16 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   const int rank = world_.rank();
   const fs::path own = own_folder(folder_, node_);
   const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  const int copies = std::min(partner_copies_, nodes_ - 1);
+  std::vector<int> sources;  // the nodes whose containers this node receives
+  for (int j = 1; j <= copies; ++j) sources.push_back((node_ - j + nodes_) % nodes_);
+  // 0. A record of the same step from an earlier save (a job that died, then resumed from an
+  // older checkpoint) must not vouch for the containers this save is about to replace.
+  run_agreed(world_, "local save: forget step " + name, [&] {
+    if (node_comm_.rank() != 0) return;
+    remove_record(own / name);
+    for (int src : sources) remove_record(partner_folder(folder_, src) / name);
+  });
   // 1. This node's pieces, a container saved over the node's ranks.
   std::optional<Failure> failure;
   try {
@@ -222,25 +338,23 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     node_options.local_dir.clear();
     const std::lock_guard hdf5_lock(h5::library_mutex());
     SaveTransaction transaction(node_comm_, own, node_options, snapshot);
-    transaction.save_node_part(node_, nodes_);
+    transaction.save_node_part(node_, nodes_, rank);
     transaction.run();
   } catch (...) {
     failure = capture_current_exception();
   }
   agree(world_, failure, "local save");
   // 2. Partner copies: node N sends its container to N+1, ..., N+k (mod the node count).
-  const int copies = std::min(partner_copies_, nodes_ - 1);
-  std::vector<int> received_from;
   run_agreed(world_, "local save: partner copy", [&] {
     // Every leader takes part in every exchange, so the fault point (a failed copy) comes after.
     if (node_comm_.rank() != 0) return save_fault_point("local.partner", rank);
     std::optional<Failure> copy_failure;
     for (int j = 1; j <= copies; ++j) {
       const int dest = (node_ + j) % nodes_;
-      const int src = (node_ - j + nodes_) % nodes_;
-      auto f = exchange_file(leaders_, dest, own / name, src, partner_folder(folder_, src) / name);
+      const int src = sources[j - 1];
+      auto f = exchange_file(leaders_, dest, own / name, src, partner_folder(folder_, src) / name,
+                             ExchangeFaults::PartnerCopy, rank);
       if (f && !copy_failure) copy_failure = f;
-      received_from.push_back(src);
     }
     save_fault_point("local.partner", rank);
     if (copy_failure) throw IoError(copy_failure->message);
@@ -257,7 +371,8 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
       save_fault_point("local.commit", rank);
       record["node"] = node_;
       atomic_write_file(own / (name + kRecordSuffix), record.dump());
-      for (int src : received_from) {
+      save_fault_point("local.records", rank);
+      for (int src : sources) {
         record["node"] = src;
         atomic_write_file(partner_folder(folder_, src) / (name + kRecordSuffix), record.dump());
       }
@@ -266,11 +381,21 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     }
   }
   run_agreed(world_, "local save: prune", [&] {
-    if (node_comm_.rank() == 0) prune();
+    if (node_comm_.rank() != 0) return;
+    save_fault_point("local.prune", rank);
+    prune();
   });
   const double seconds = world_.allreduce_max(seconds_since(start));
   log_info("saved local checkpoint ", name, " on ", nodes_, " node(s) with ", copies, " partner cop",
            copies == 1 ? "y" : "ies", " in ", fixed(seconds, 3), " s");
+}
+
+void LocalLevel::flushed(std::int64_t global_step, bool prune_now) {
+  flushed_step_ = std::max(flushed_step_, global_step);
+  if (!prune_now) return;
+  run_agreed(world_, "local level: prune after the flush of global_step " + std::to_string(global_step), [&] {
+    if (node_comm_.rank() == 0) prune();
+  });
 }
 
 // This node's copies with a commit record of this job and layout (leaders only).
@@ -323,36 +448,45 @@ std::vector<LocalLevel::Copy> LocalLevel::scan_copies() {
   return found;
 }
 
-// Keeps the newest keep_last committed steps in each folder of this node; removes older
-// copies and any uncommitted container older than the newest committed one.
+// Keeps, in each folder of this node (own and partner copies), the newest keep_last
+// committed steps that are not older than the newest flush to the shared root (restart never
+// prefers an older local checkpoint to it); removes the other committed copies, any
+// uncommitted container older than the newest committed one, and stale `.partial` copies.
 void LocalLevel::prune() {
   std::map<fs::path, std::set<std::int64_t>> committed;
   for (const auto& c : scan_copies()) committed[c.file.parent_path()].insert(c.global_step);
   for (const auto& [folder, steps] : committed) {
     std::set<std::int64_t> keep;
     for (auto it = steps.rbegin(); it != steps.rend() && static_cast<int>(keep.size()) < keep_last_; ++it)
-      keep.insert(*it);
+      if (*it >= flushed_step_) keep.insert(*it);
     const std::int64_t newest = *steps.rbegin();
     std::error_code ec;
     std::vector<fs::path> remove;
     for (const auto& entry : fs::directory_iterator(folder, ec)) {
       std::string n = entry.path().filename().string();
       const bool is_record = n.size() > 6 && n.compare(n.size() - 6, 6, kRecordSuffix) == 0;
+      const bool is_partial = n.size() > 8 && n.compare(n.size() - 8, 8, ".partial") == 0;
       if (is_record) n.resize(n.size() - 6);
+      if (is_partial) n.resize(n.size() - 8);
       const std::int64_t step = global_step_of(n);
-      if (step < 0 || keep.count(step)) continue;
+      if (step < 0 || (keep.count(step) && !is_partial)) continue;
       if (steps.count(step) || step < newest) remove.push_back(entry.path());
     }
     // Records first, so that a record never names a removed container.
     std::sort(remove.begin(), remove.end(), [](const fs::path& a, const fs::path& b) {
       return (a.extension() == kRecordSuffix) > (b.extension() == kRecordSuffix);
     });
-    for (const auto& p : remove) fs::remove(p, ec);
+    for (const auto& p : remove) {
+      if (p.extension() != kRecordSuffix && p.extension() != ".partial")
+        log_debug("pruning local checkpoint ", p.string());
+      fs::remove(p, ec);
+    }
   }
 }
 
 std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const LoadOptions& options,
                                                   std::int64_t shared_step) {
+  flushed_step_ = std::max(flushed_step_, shared_step);
   // What each node holds, known to every rank.
   std::string mine;
   run_agreed(world_, "load_latest: scan the local level", [&] {
@@ -391,31 +525,40 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
                " are on no node of this allocation (own copy and partner copies lost)");
       continue;
     }
-    // Verify every copy of this step where it lies; pick a good one per node, its own first.
-    std::string verdicts;
-    run_agreed(world_, "load_latest: verify local copies", [&] {
-      if (node_comm_.rank() != 0) return;
-      for (int n = 0; n < nodes_; ++n)
-        for (const Copy* c : per_node[n]) {
-          if (c->holder != node_) continue;
-          const VerifyReport report = verify_container(MPI_COMM_SELF, c->file);
-          if (!report.ok())
-            log_line(LogLevel::Warn,
-                     "load_latest: skipping local copy " + c->file.string() + ": " + report.problems.front(), true);
-          verdicts += report.ok() ? '1' : '0';
-        }
-    });
-    const auto all_verdicts = world_.allgather_bytes(verdicts);
-    std::map<int, std::size_t> next_verdict;  // per holder node
+    // Verify copies where they lie and pick a good one per node: each node's own copy first;
+    // partner copies are read only for the nodes whose own copy is missing or damaged.
     std::vector<const Copy*> chosen(nodes_, nullptr);
     std::map<int, int> leader_of_node;
     for (int r = 0; r < world_.size(); ++r)
       if (!leader_of_node.count(rank_nodes_[r])) leader_of_node[rank_nodes_[r]] = r;
-    for (int n = 0; n < nodes_; ++n)
-      for (const Copy* c : per_node[n]) {
-        const bool good = all_verdicts[leader_of_node[c->holder]][next_verdict[c->holder]++] == '1';
-        if (good && (!chosen[n] || c->holder == n)) chosen[n] = c;
-      }
+    for (const bool own_copies : {true, false}) {
+      const std::vector<const Copy*> chosen_before = chosen;  // the same on every rank
+      const auto in_round = [&](const Copy* c, int n) {
+        return own_copies ? c->holder == n : c->holder != n && !chosen_before[n];
+      };
+      if (!own_copies && std::find(chosen.begin(), chosen.end(), nullptr) == chosen.end()) break;
+      std::string verdicts;
+      run_agreed(world_, "load_latest: verify local copies", [&] {
+        if (node_comm_.rank() != 0) return;
+        for (int n = 0; n < nodes_; ++n)
+          for (const Copy* c : per_node[n]) {
+            if (c->holder != node_ || !in_round(c, n)) continue;
+            const VerifyReport report = verify_container(MPI_COMM_SELF, c->file);
+            if (!report.ok())
+              log_line(LogLevel::Warn,
+                       "load_latest: skipping local copy " + c->file.string() + ": " + report.problems.front(), true);
+            verdicts += report.ok() ? '1' : '0';
+          }
+      });
+      const auto all_verdicts = world_.allgather_bytes(verdicts);
+      std::map<int, std::size_t> next_verdict;  // per holder node
+      for (int n = 0; n < nodes_; ++n)
+        for (const Copy* c : per_node[n]) {
+          if (!in_round(c, n)) continue;
+          const bool good = all_verdicts[leader_of_node[c->holder]][next_verdict[c->holder]++] == '1';
+          if (good && !chosen[n]) chosen[n] = c;
+        }
+    }
     int unverified = -1;
     for (int n = 0; n < nodes_ && unverified < 0; ++n)
       if (!chosen[n]) unverified = n;
@@ -471,3 +614,90 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
 }
 
 }  // namespace ckptio::detail
+
+namespace ckptio {
+
+namespace {
+
+// The copies in one node's local level `level` (a folder holding node{N}/ and partner/node{M}/).
+void list_level(const fs::path& level, const std::string& holder, std::vector<LocalCheckpointEntry>& out) {
+  std::error_code ec;
+  std::vector<std::pair<fs::path, bool>> folders;  // (folder, holds partner copies)
+  for (const auto& [base, partner] : {std::pair{level, false}, std::pair{level / "partner", true}})
+    for (const auto& entry : fs::directory_iterator(base, ec))
+      if (entry.is_directory(ec) && entry.path().filename().string().rfind("node", 0) == 0)
+        folders.emplace_back(entry.path(), partner);
+  for (const auto& [folder, partner] : folders) {
+    const std::string node_digits = folder.filename().string().substr(4);
+    if (node_digits.empty() || node_digits.size() > 6 ||
+        node_digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      const std::string name = entry.path().filename().string();
+      const std::int64_t step = detail::global_step_of(name);
+      if (step < 0 || !entry.is_regular_file(ec)) continue;
+      LocalCheckpointEntry e;
+      e.path = entry.path();
+      e.name = name;
+      e.epoch = std::stoll(name.substr(5, name.find('-') - 5));
+      e.global_step = step;
+      e.holder = holder;
+      e.node = std::stoi(node_digits);
+      e.partner_copy = partner;
+      struct stat st {};
+      if (::stat(e.path.c_str(), &st) == 0) {
+        e.file_bytes = static_cast<std::uint64_t>(st.st_size);
+        e.modified = detail::iso_time(st.st_mtime);
+      }
+      try {
+        const auto text = detail::read_small_file(e.path.string() + detail::kRecordSuffix, detail::kMaxRecordBytes,
+                                                  "local checkpoint record");
+        if (text) {
+          const json r = json::parse(*text);
+          const auto rank_nodes = r.at("rank_nodes").get<std::vector<int>>();
+          if (r.value("format", "") == detail::kRecordFormat && r.at("file").get<std::string>() == name &&
+              r.at("node").get<int>() == e.node && r.at("global_step").get<std::int64_t>() == step) {
+            e.committed = true;
+            e.job = r.at("job").get<std::string>();
+            e.nodes = rank_nodes.empty() ? 0 : *std::max_element(rank_nodes.begin(), rank_nodes.end()) + 1;
+          }
+        }
+      } catch (const std::exception&) {
+        // An unreadable or foreign record: the copy is listed as not committed.
+      }
+      out.push_back(std::move(e));
+    }
+  }
+}
+
+bool holds_a_level(const fs::path& folder) {
+  std::error_code ec;
+  if (fs::is_directory(folder / "partner", ec)) return true;
+  for (const auto& entry : fs::directory_iterator(folder, ec))
+    if (entry.is_directory(ec) && entry.path().filename().string().rfind("node", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<LocalCheckpointEntry> list_local_checkpoints(const fs::path& local_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(local_dir, ec)) throw IoError("no such local checkpoint folder: " + local_dir.string());
+  std::vector<LocalCheckpointEntry> out;
+  list_level(local_dir, "", out);
+  std::vector<fs::path> subfolders;
+  for (const auto& entry : fs::directory_iterator(local_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory(ec) && name != "partner" && name.rfind("node", 0) != 0 && holds_a_level(entry.path()))
+      subfolders.push_back(entry.path());
+  }
+  if (ec) throw IoError("cannot read local checkpoint folder " + local_dir.string() + ": " + ec.message());
+  for (const auto& folder : subfolders) list_level(folder, folder.filename().string(), out);
+  std::sort(out.begin(), out.end(), [](const LocalCheckpointEntry& a, const LocalCheckpointEntry& b) {
+    return std::tie(a.global_step, a.epoch, a.node, a.partner_copy, a.holder) <
+           std::tie(b.global_step, b.epoch, b.node, b.partner_copy, b.holder);
+  });
+  return out;
+}
+
+}  // namespace ckptio

@@ -35,7 +35,17 @@ class LocalLevel {
   // Collective over world. Saves each node's pieces into its local folder, sends the partner
   // copies, agrees, writes the commit records, prunes old local checkpoints. Throws the
   // agreed error on every rank when any node or copy failed (nothing is then committed).
+  // Fault points (core/fault.hpp), in order: local.node.<phase> (the node's container, the
+  // phases of save_transaction.hpp), local.partner.send and local.partner.receive (in a
+  // partner copy), local.partner (after the copies, before the agreement), local.commit
+  // (agreed, no record written yet), local.records (this node's own record written, its
+  // partner records not), local.prune.
   void save(const Snapshot& snapshot, const CheckpointOptions& options);
+
+  // The shared root committed a flush of `global_step`: local checkpoints older than it are
+  // pruned (restart would not choose them). Collective over world when `prune_now`; otherwise
+  // (a background flush, from the I/O thread) only noted for the next local save's pruning.
+  void flushed(std::int64_t global_step, bool prune_now);
 
   // Collective over world. Restores the newest complete local checkpoint not older than
   // `shared_step` (the shared root's newest, -1: none): every node's container must be on
@@ -64,6 +74,7 @@ class LocalLevel {
   std::filesystem::path folder_;  // this node's local folder, job substituted
   int partner_copies_ = 1;
   int keep_last_ = 2;
+  std::int64_t flushed_step_ = -1;         // the newest flush to the shared root known here
   std::unique_ptr<CheckpointIO> node_io_;  // loads over node_comm_ from folder_/node{N}
 };
 

@@ -77,6 +77,7 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
     job.reset();
     std::filesystem::path path = save_from_any_memory(snapshot);
     record_save_seconds(seconds_since(start));
+    if (local) local->flushed(snapshot.running.global_step, /*prune_now=*/true);
     return path;
   }
   start_background_engine();
@@ -92,7 +93,8 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
   const double staging_seconds = seconds_since(start);
   std::filesystem::path path = job->transaction->final_path();
   in_flight_since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
-  background->start([this, job, start] {
+  const std::int64_t global_step = snapshot.running.global_step;
+  background->start([this, job, start, global_step] {
     try {
       const std::lock_guard hdf5_lock(detail::h5::library_mutex());
       auto& tx = *job->transaction;
@@ -102,6 +104,8 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
       tx.durable();
       tx.export_group();
       tx.commit();
+      // The local level's pruning runs on this communicator's thread, at the next save.
+      if (local) local->flushed(global_step, /*prune_now=*/false);
       tx.retain();
       tx.finish();
     } catch (...) {

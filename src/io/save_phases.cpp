@@ -50,6 +50,10 @@ void check_running_state_agrees(const Comm& comm, const RunningState& state) {
 
 }  // namespace
 
+void SaveTransaction::fault_point_of(std::string_view phase) const {
+  save_fault_point(fault_prefix_ + std::string(phase), fault_rank_ >= 0 ? fault_rank_ : comm_->rank());
+}
+
 // Plan (collective, metadata only): describe this rank's shards, gather every rank's, check
 // that they agree, and pick one writer per distinct piece.
 void SaveTransaction::plan(bool allow_device) {
@@ -73,7 +77,7 @@ void SaveTransaction::plan(bool allow_device) {
     all.reserve(gathered.size());
     for (const auto& g : gathered) all.push_back(decode_decls(g));
     plan_ = make_write_plan(all, nodes_ > 0 ? Coverage::Partial : Coverage::Required);
-    save_fault_point("save.plan", rank);
+    fault_point_of("plan");
   });
   name_ = checkpoint_file_name(snapshot_->running.epoch, snapshot_->running.global_step);
   final_path_ = root_ / name_;
@@ -103,7 +107,7 @@ void SaveTransaction::create() {
   const int rank = comm_->rank();
   partial_may_exist_ = true;
   agreed("save", [&] {
-    save_fault_point("save.create", rank);
+    fault_point_of("create");
     if (rank != 0) return;
     remove_file_if_exists(partial_);  // a stale one from a crashed save
     create_empty_file(partial_);      // a refusing folder reported with its errno
@@ -114,7 +118,10 @@ void SaveTransaction::create() {
     writer_ = std::make_unique<h5::ContainerWriter>(comm_->get(), partial_.string(), file_tuning(options_));
     writer_->create_datasets(specs);
   });
-  const std::uint64_t estimate = file_size_estimate();
+  // A node's part of a local checkpoint writes only the node's pieces of datasets that have
+  // their global shapes: the rest stays a hole, which a reservation from the file's start
+  // would fill. Its space is not reserved (a full local disk fails the write, agreed alike).
+  const std::uint64_t estimate = nodes_ > 0 ? 0 : file_size_estimate();
   agreed("save: reserve space for " + partial_.string(), [&] {
     reserved_bytes_ = estimate;
     if (rank == 0) reserve_file_space(partial_, reserved_bytes_);
@@ -125,7 +132,7 @@ void SaveTransaction::create() {
 void SaveTransaction::write() {
   const int rank = comm_->rank();
   agreed("save: write " + partial_.string(), [&] {
-    save_fault_point("save.write", rank);
+    fault_point_of("write");
     for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
       const auto& t = plan_.tensors[ti];
       for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
@@ -156,7 +163,7 @@ void SaveTransaction::metadata() {
   std::string index_json;
   std::string index_summary;  // from rank 0: the index's size in bytes, a newline, its checksum
   agreed(operation, [&] {
-    save_fault_point("save.metadata", rank);
+    fault_point_of("metadata");
     for (const auto& record : blob_records) {
       rank_blobs.push_back(h5::decode_blob_record(record));
       blob_offsets.push_back(blob_offsets.back() + rank_blobs.back().bytes);
@@ -213,7 +220,7 @@ void SaveTransaction::durable() {
     writer->close();
   });
   agreed("save: fsync " + partial_.string(), [&] {
-    save_fault_point("save.after_writes", rank);
+    fault_point_of("after_writes");
     if (rank == 0) release_reserved_space(partial_, reserved_bytes_);
     if (rank == 0 || plan_.bytes_per_rank[rank] > 0 || !snapshot_->rank_blob.empty()) fsync_path(partial_);
   });
@@ -224,7 +231,7 @@ void SaveTransaction::export_group() {
   if (options_.export_safetensors.empty()) return;
   const RunningState& rs = snapshot_->running;
   // Its own agreement first: export_at_save is collective from its first line.
-  agreed("save: export", [&] { save_fault_point("save.export", comm_->rank()); });
+  agreed("save: export", [&] { fault_point_of("export"); });
   agreed("save: export", [&] {
     export_at_save(*comm_, partial_, options_.export_safetensors,
                    root_ / save_export_name(rs.epoch, rs.global_step, options_.export_safetensors),
@@ -237,12 +244,12 @@ void SaveTransaction::export_group() {
 void SaveTransaction::commit() {
   const int rank = comm_->rank();
   const std::string operation = "save: commit " + final_path_.string();
-  agreed(operation, [&] { save_fault_point("save.commit", rank); });
+  agreed(operation, [&] { fault_point_of("commit"); });
   agreed(operation, [&] {
     if (rank != 0) return;
     rename_path(partial_, final_path_);
     fsync_directory(root_);
-    save_fault_point("save.latest", rank);
+    fault_point_of("latest");
     atomic_write_file(root_ / "latest", name_ + "\n");
   });
   committed_ = true;
@@ -251,7 +258,7 @@ void SaveTransaction::commit() {
 // Retain: prune old checkpoints (rank 0), only after the commit, and never fatal.
 void SaveTransaction::retain() {
   try {
-    save_fault_point("save.prune", comm_->rank());
+    fault_point_of("prune");
     if (comm_->rank() != 0) return;
     const auto victims = checkpoints_to_prune(root_, options_.keep_last, name_);
     for (const auto& victim : victims) {

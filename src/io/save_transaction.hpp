@@ -41,10 +41,14 @@ class SaveTransaction {
   SaveTransaction& operator=(const SaveTransaction&) = delete;
 
   // Before plan(): the container is node `node`'s part of a node-local checkpoint over
-  // `nodes` nodes (comm holds that node's ranks): its tensors need not be covered.
-  void save_node_part(int node, int nodes) {
+  // `nodes` nodes (comm holds that node's ranks): its tensors need not be covered. Its fault
+  // points are named local.node.<phase> instead of save.<phase>, and fire by `world_rank`, so
+  // that a crash test can kill a rank of a node's save without touching the shared saves.
+  void save_node_part(int node, int nodes, int world_rank) {
     node_ = node;
     nodes_ = nodes;
+    fault_prefix_ = "local.node.";
+    fault_rank_ = world_rank;
   }
 
   // Every phase in order; returns the committed checkpoint's path.
@@ -81,6 +85,8 @@ class SaveTransaction {
   }
   void abort() noexcept;
   std::uint64_t file_size_estimate() const;
+  // save_fault_point of this transaction's phase `phase` (save.<phase> or local.node.<phase>).
+  void fault_point_of(std::string_view phase) const;
 
   const Comm* comm_;
   std::filesystem::path root_;
@@ -103,6 +109,8 @@ class SaveTransaction {
   bool aborted_ = false;
   int node_ = 0;
   int nodes_ = 0;  // 0: a complete container
+  std::string fault_prefix_ = "save.";
+  int fault_rank_ = -1;  // -1: the rank in comm
 };
 
 // A fault point of the save phases: core/fault's (CKPTIO_FAULT_INJECT) and the one set by

@@ -1,18 +1,19 @@
 # Helpers shared by the end-to-end tests (sourced, not run): arguments, running the example
 # trainer under mpiexec with a time limit, reading its output, and cleaning up.
 #
-# Every test script is called as: <script> <train_toy> <mpiexec> <work dir>
+# Every test script is called as: <script> <train_toy> <mpiexec> <work dir> [<ckptio tool>]
 # The work dir is created empty and removed when the script exits; on failure the logs of
 # every run are printed first.
 set -euo pipefail
 
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 <train_toy executable> <mpiexec> <work dir>" >&2
+if [[ $# -lt 3 || $# -gt 4 ]]; then
+  echo "usage: $0 <train_toy executable> <mpiexec> <work dir> [<ckptio tool>]" >&2
   exit 2
 fi
 TRAINER=$1
 MPIEXEC=$2
 WORK=$3
+TOOL=${4:-}
 # A single trainer run never needs longer; a hung run fails the test instead of blocking it.
 RUN_LIMIT_S=${RUN_LIMIT_S:-90}
 

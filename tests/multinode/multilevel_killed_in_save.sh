@@ -6,11 +6,11 @@
 # copies were exchanged (before the agreement), after the agreement (before any commit record).
 # Every restart resumes from the local checkpoint of the step before the killed save, never
 # from a half-written one; the last step finishes with the digest of an uninterrupted run.
-# The save.* points count a node's ranks (rank 1 is the second rank of each node), the local.*
-# points the job's ranks (rank 2 is node2's first).
+# The points count the job's ranks (rank 1 is node1's second, rank 2 is node2's first); a node's
+# container phases are local.node.<phase> (docs/RELIABILITY.md).
 source "$(dirname "$0")/multilevel_lib.sh"
 
-faults=(save.plan@1#2:kill save.write@0#2:kill save.after_writes@1#2:kill save.commit@1#2:kill
+faults=(local.node.plan@1#2:kill local.node.write@0#2:kill local.node.after_writes@1#2:kill local.node.commit@1#2:kill
   local.partner@2#2:kill local.commit#2:kill)
 expected=$(reference_digest 4 --steps 12)
 export LEVEL_STEP_FAULTS="${faults[*]} -"
