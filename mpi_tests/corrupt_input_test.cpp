@@ -7,15 +7,12 @@
 #include <hdf5.h>
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
-#include <thread>
 
 #include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
+#include "support/watchdog.hpp"
 
 namespace ckptio::test {
 namespace {
@@ -25,34 +22,6 @@ namespace fs = std::filesystem;
 const std::vector<TensorSpec> kSpecs = {{"model", "w", DType::F32, {96, 32}, Layout::Dim0Blocks},
                                         {"model", "b", DType::BF16, {32}, Layout::Replicated},
                                         {"optimizer", "m", DType::F32, {96 * 32}, Layout::Flat}};
-
-// Aborts the MPI job when a case does not finish in time: a hang becomes a failure.
-class Watchdog {
- public:
-  explicit Watchdog(std::string what) : what_(std::move(what)), thread_([this] { watch(); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void watch() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(60), [this] { return done_; })) {
-      std::fprintf(stderr, "HANG: %s did not finish within 60 s\n", what_.c_str());
-      MPI_Abort(MPI_COMM_WORLD, 3);
-    }
-  }
-  std::string what_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

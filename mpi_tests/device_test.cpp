@@ -7,56 +7,13 @@
 
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
+#include "support/device_mirror.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Device copies of a TestState's shards (same pieces), freed on destruction.
-class DeviceMirror {
- public:
-  explicit DeviceMirror(const Snapshot& host) {
-    mirrored_ = host;
-    std::optional<StateDict>* groups[] = {&mirrored_.model, &mirrored_.optimizer, &mirrored_.ema};
-    for (int g = 0; g < 3; ++g) {
-      if (!*groups[g]) continue;
-      StateDict dict;
-      for (const auto& [name, shard] : **groups[g]) {
-        TensorShard d = shard;
-        d.data = detail::cuda::alloc_device(shard.local_bytes(), 0);
-        d.device = 0;
-        buffers_.push_back(d.data.writable());
-        dict.add(name, d);
-      }
-      *groups[g] = std::move(dict);
-    }
-  }
-  ~DeviceMirror() {
-    for (void* p : buffers_) detail::cuda::free_device(p, 0);
-  }
-  // Copies between the host state and the device mirror, shard by shard.
-  void upload(const Snapshot& host) { copy(host, true); }
-  void download(const Snapshot& host) { copy(host, false); }
-  const Snapshot& snapshot() const { return mirrored_; }
-
- private:
-  void copy(const Snapshot& host, bool to_device) {
-    for (const char* group : kGroupNames) {
-      if (!host.group(group)) continue;
-      for (const auto& [name, shard] : *host.group(group)) {
-        const TensorShard* d = mirrored_.group(group)->find(name);
-        if (to_device)
-          detail::cuda::copy_host_to_device(d->data.writable(), shard.data.get(), shard.local_bytes(), 0);
-        else
-          detail::cuda::copy_device_to_host(shard.data.writable(), d->data.get(), shard.local_bytes(), 0);
-      }
-    }
-  }
-  Snapshot mirrored_;
-  std::vector<void*> buffers_;
-};
 
 bool device_usable() {
   int usable = detail::cuda::device_supported() && detail::cuda::device_count() > 0;
@@ -76,7 +33,7 @@ TEST(DeviceTensors, SaveFromDeviceLoadIntoDeviceInAnotherSplit) {
                                          {"ema", "w", DType::BF16, {96, 40}, Layout::Flat}};
   TestState host(saved, world_rank(), world_size());
   host.fill();
-  DeviceMirror device(host.snapshot());
+  DeviceMirror device(host.snapshot(), 0);
   device.upload(host.snapshot());
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   const fs::path path = io.save(device.snapshot());
@@ -86,7 +43,7 @@ TEST(DeviceTensors, SaveFromDeviceLoadIntoDeviceInAnotherSplit) {
   resplit[1].layout = Layout::Replicated;
   TestState host_back(resplit, world_rank(), world_size());
   host_back.poison();
-  DeviceMirror device_back(host_back.snapshot());
+  DeviceMirror device_back(host_back.snapshot(), 0);
   device_back.upload(host_back.snapshot());
   io.load(path, device_back.snapshot());
   device_back.download(host_back.snapshot());
@@ -98,7 +55,7 @@ TEST(DeviceTensors, SaveAsyncFromDeviceCopiesBeforeReturning) {
   SharedTempDir dir;
   TestState host({{"model", "w", DType::F32, {64, 64}, Layout::Dim1Blocks}}, world_rank(), world_size());
   host.fill();
-  DeviceMirror device(host.snapshot());
+  DeviceMirror device(host.snapshot(), 0);
   device.upload(host.snapshot());
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   const fs::path path = io.save_async(device.snapshot());

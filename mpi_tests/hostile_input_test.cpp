@@ -8,13 +8,8 @@
 #include <hdf5.h>
 #include <sys/stat.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -22,40 +17,13 @@
 #include "support/agreement.hpp"
 #include "support/scoped_env.hpp"
 #include "support/test_state.hpp"
+#include "support/watchdog.hpp"
 
 namespace ckptio::test {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// Aborts the job when a case does not finish in time: a hang becomes a failure.
-class Watchdog {
- public:
-  Watchdog() : thread_([this] { watch(); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void watch() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(60), [this] { return done_; })) {
-      std::fprintf(stderr, "HANG: %s did not finish within 60 s\n",
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-      MPI_Abort(MPI_COMM_WORLD, 3);
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
 
 const std::vector<TensorSpec> kSpecs = {{"model", "w", DType::F32, {8, 4}, Layout::Dim0Blocks},
                                         {"optimizer", "m", DType::F32, {32}, Layout::Flat}};
@@ -123,7 +91,7 @@ std::string nested(std::size_t depth) { return std::string(depth, '[') + std::st
 // ---- the cases ----
 
 TEST(HostileInput, LoadLatestSkipsANewestCheckpointThatFailsToParse) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();
@@ -154,7 +122,7 @@ TEST(HostileInput, LoadLatestSkipsANewestCheckpointThatFailsToParse) {
 }
 
 TEST(HostileInput, LoadLatestFallsBackFromAMalformedLatestLoudly) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();
@@ -193,7 +161,7 @@ TEST(HostileInput, LoadLatestFallsBackFromAMalformedLatestLoudly) {
 
 TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
   const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   // "solo" is loaded by rank 0 only: an external link there made H5Dopen start a collective
   // MPI_Comm_dup on rank 0 alone, and the job hung.
@@ -256,7 +224,7 @@ TEST(HostileInput, ExternalLinksAndStorageAreRefusedOnEveryRank) {
 
 TEST(HostileInput, ADuplicatedPieceCannotHideAHole) {
   const ScopedEnv unpacked(kUnpackedEnv, "0");  // opens or damages the datasets of single tensors
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();
@@ -304,7 +272,7 @@ TEST(HostileInput, ADuplicatedPieceCannotHideAHole) {
 }
 
 TEST(HostileInput, FilesNamedLikeCheckpointsAreNeverCounted) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   TestState state(kSpecs, world_rank(), world_size());
   state.fill();
@@ -344,7 +312,7 @@ TEST(HostileInput, FilesNamedLikeCheckpointsAreNeverCounted) {
 }
 
 TEST(HostileInput, ExportAgreesWhenOneRanksReadFailsAndKeepsTheEarlierExport) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   const std::vector<TensorSpec> specs = {{"ema", "big", DType::F32, {64, 1024}, Layout::Dim0Blocks}};
   TestState state(specs, world_rank(), world_size());
@@ -393,7 +361,7 @@ TEST(HostileInput, ExportAgreesWhenOneRanksReadFailsAndKeepsTheEarlierExport) {
 }
 
 TEST(HostileInput, LockFilesThatAreNoLocks) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   const fs::path root = dir / "root";
   const fs::path lock = root / ".ckptio.lock";
@@ -419,7 +387,7 @@ TEST(HostileInput, LockFilesThatAreNoLocks) {
 }
 
 TEST(HostileInput, AFolderThatRefusesFilesIsReportedWithItsErrno) {
-  Watchdog watchdog;
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name());
   SharedTempDir dir;
   const fs::path root = dir / "immutable";
   int immutable = 0;

@@ -10,16 +10,11 @@
 #include "cuda/device.hpp"
 #include "cuda/memory.hpp"
 #include "cuda/nccl_comm.hpp"
+#include "support/device_mirror.hpp"
 #include "support/test_state.hpp"
 
 namespace ckptio::test {
 namespace {
-
-std::int64_t sum_over_ranks(std::uint64_t value) {
-  std::int64_t v = static_cast<std::int64_t>(value), total = 0;
-  MPI_Allreduce(&v, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-  return total;
-}
 
 bool all_ranks(bool mine) {
   int v = mine;
@@ -52,50 +47,6 @@ NodeGpu node_gpu() {
   const int count = detail::cuda::device_count();
   return {local_rank % count, local_size <= count};
 }
-
-// Device copies of a TestState's shards on one device, freed on destruction.
-class OnDevice {
- public:
-  OnDevice(const Snapshot& host, int device) : device_(device) {
-    mirrored_ = host;
-    std::optional<StateDict>* groups[] = {&mirrored_.model, &mirrored_.optimizer, &mirrored_.ema};
-    for (auto* group : groups) {
-      if (!*group) continue;
-      StateDict dict;
-      for (const auto& [name, shard] : **group) {
-        TensorShard d = shard;
-        d.data = detail::cuda::alloc_device(shard.local_bytes(), device);
-        d.device = device;
-        buffers_.push_back(d.data.writable());
-        dict.add(name, d);
-      }
-      *group = std::move(dict);
-    }
-  }
-  ~OnDevice() {
-    for (void* p : buffers_) detail::cuda::free_device(p, device_);
-  }
-  void upload(const Snapshot& host) { copy(host, true); }
-  void download(const Snapshot& host) { copy(host, false); }
-  const Snapshot& snapshot() const { return mirrored_; }
-
- private:
-  void copy(const Snapshot& host, bool to_device) {
-    for (const char* group : kGroupNames) {
-      if (!host.group(group)) continue;
-      for (const auto& [name, shard] : *host.group(group)) {
-        const TensorShard* d = mirrored_.group(group)->find(name);
-        if (to_device)
-          detail::cuda::copy_host_to_device(d->data.writable(), shard.data.get(), shard.local_bytes(), device_);
-        else
-          detail::cuda::copy_device_to_host(shard.data.writable(), d->data.get(), shard.local_bytes(), device_);
-      }
-    }
-  }
-  int device_;
-  Snapshot mirrored_;
-  std::vector<void*> buffers_;
-};
 
 // One rank, one GPU: a communicator of one rank sends a device buffer to itself.
 TEST(NcclReplicas, OneRankSendsToItselfOnItsGpu) {
@@ -140,7 +91,7 @@ TEST(NcclReplicas, ReplicatedDeviceLoadUsesNcclWithAGpuPerRank) {
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE("load " + std::to_string(round + 1));
     host.poison();
-    OnDevice device(host.snapshot(), gpu.device);
+    DeviceMirror device(host.snapshot(), gpu.device);
     device.upload(host.snapshot());
     const auto r = io.load(path, device.snapshot());
     device.download(host.snapshot());
@@ -163,7 +114,7 @@ TEST(NcclReplicas, MixedHostAndDeviceTargetsUseMpi) {
   CheckpointIO io(MPI_COMM_WORLD, dir.path());
   const auto path = io.save(host.snapshot());
   host.poison();
-  OnDevice device(host.snapshot(), gpu.device);
+  DeviceMirror device(host.snapshot(), gpu.device);
   device.upload(host.snapshot());
   const bool on_device = world_rank() % 2 == 0;
   const auto r = io.load(path, on_device ? device.snapshot() : host.snapshot());

@@ -7,12 +7,6 @@
 namespace ckptio::test {
 namespace {
 
-std::int64_t sum_over_ranks(std::uint64_t value) {
-  std::int64_t v = static_cast<std::int64_t>(value), total = 0;
-  MPI_Allreduce(&v, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-  return total;
-}
-
 TEST(ReplicaRead, ReplicatedTensorsAreReadOnceAndSent) {
   SharedTempDir dir;
   const std::vector<TensorSpec> specs = {{"model", "w", DType::F32, {256, 64}, Layout::Replicated},

@@ -19,6 +19,12 @@ int world_size(MPI_Comm comm) {
   return n;
 }
 
+std::int64_t sum_over_ranks(std::uint64_t value) {
+  std::int64_t v = static_cast<std::int64_t>(value), total = 0;
+  MPI_Allreduce(&v, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return total;
+}
+
 SharedTempDir::SharedTempDir(MPI_Comm comm) : comm_(comm) {
   std::string path;
   if (world_rank(comm) == 0) {

@@ -15,6 +15,8 @@ namespace ckptio::test {
 
 int world_rank(MPI_Comm comm = MPI_COMM_WORLD);
 int world_size(MPI_Comm comm = MPI_COMM_WORLD);
+// The sum of `value` over the ranks of MPI_COMM_WORLD (collective).
+std::int64_t sum_over_ranks(std::uint64_t value);
 
 // A fresh folder that every rank of `comm` sees; removed (by rank 0) on destruction.
 // Collective over comm (constructor and destructor).
