@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -98,7 +99,7 @@ class ContainerReader::Impl {
   };
   struct Window {
     std::uint64_t begin = 0, end = 0;  // file addresses
-    std::vector<char> data;            // empty until first used
+    std::unique_ptr<char[]> data;      // null until first used, and again once evicted
   };
   void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
   // Records where the index's packed tensors lie, after checking that each lies inside its
@@ -137,7 +138,9 @@ class ContainerReader::Impl {
   RawFile raw_file_;
   DirectReader direct_{raw_file_, path_};  // reads of tensor data through raw_file_ or O_DIRECT
   std::uint64_t end_of_file_ = 0;
-  std::vector<Window> windows_;  // sorted, disjoint
+  std::vector<Window> windows_;             // sorted, disjoint
+  std::deque<std::size_t> loaded_windows_;  // windows_ holding data, oldest first
+  std::uint64_t loaded_bytes_ = 0;          // their bytes
 };
 
 ContainerReader::Impl::Impl(MPI_Comm comm, const std::string& path) : path_(path) {
@@ -480,32 +483,29 @@ void ContainerReader::Impl::plan_reads(const std::vector<BlockRequest>& requests
 
 void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>& requests) {
   // Blocks up to kSmall bytes join windows; ranges at most kGap apart share one; a window
-  // holds at most kWindow bytes, all windows together at most kTotal.
-  constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20, kTotal = 64 << 20;
+  // holds at most kWindow bytes. Every small block gets its window: windows are read when
+  // first needed and the oldest are dropped while more than kHeld bytes are held (read_raw),
+  // so memory stays bounded however many small tensors a rank loads.
+  constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20;
   windows_.clear();
+  loaded_windows_.clear();
+  loaded_bytes_ = 0;
   if (!raw_file_.usable()) return;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // begin, end
-  std::uint64_t total = 0;
+  ranges.reserve(requests.size());
   for (const auto& r : requests) {
     const OpenDataset& ds = open_tensor(*r.group, *r.name, r.dtype, *r.shape);
     if (!ds.address) continue;
     const auto range = contiguous_range(ds.shape, *r.block, ds.esz);
     if (!range || range->bytes == 0 || range->bytes > kSmall) continue;
     ranges.emplace_back(*ds.address + range->offset, *ds.address + range->offset + range->bytes);
-    total += range->bytes;
-    if (total > kTotal) break;
   }
   std::sort(ranges.begin(), ranges.end());
-  std::uint64_t held = 0;
   for (const auto& [begin, end] : ranges) {
-    if (!windows_.empty() && begin <= windows_.back().end + kGap && end - windows_.back().begin <= kWindow) {
-      held += end > windows_.back().end ? end - windows_.back().end : 0;
+    if (!windows_.empty() && begin <= windows_.back().end + kGap && end - windows_.back().begin <= kWindow)
       windows_.back().end = std::max(windows_.back().end, end);
-    } else {
-      if (held + (end - begin) > kTotal) break;
-      held += end - begin;
+    else
       windows_.push_back({begin, end, {}});
-    }
   }
   // A window of one range saves nothing.
   std::erase_if(windows_, [&](const Window& w) {
@@ -520,11 +520,22 @@ void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes,
   if (it != windows_.begin()) {
     Window& w = *std::prev(it);
     if (address >= w.begin && address + bytes <= w.end) {
-      if (w.data.empty()) {
-        w.data.resize(w.end - w.begin);
-        raw_file_.read_at(w.begin, w.data.data(), w.data.size(), "read " + path_);
+      if (!w.data) {
+        constexpr std::uint64_t kHeld = 32 << 20;
+        const std::uint64_t size = w.end - w.begin;
+        while (!loaded_windows_.empty() && loaded_bytes_ + size > kHeld) {
+          Window& oldest = windows_[loaded_windows_.front()];
+          loaded_bytes_ -= oldest.end - oldest.begin;
+          oldest.data.reset();
+          loaded_windows_.pop_front();
+        }
+        std::unique_ptr<char[]> data(new char[size]);
+        raw_file_.read_at(w.begin, data.get(), size, "read " + path_);
+        w.data = std::move(data);
+        loaded_windows_.push_back(static_cast<std::size_t>(&w - windows_.data()));
+        loaded_bytes_ += size;
       }
-      std::memcpy(out, w.data.data() + (address - w.begin), bytes);
+      std::memcpy(out, w.data.get() + (address - w.begin), bytes);
       return;
     }
   }
@@ -572,6 +583,8 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
 
 void ContainerReader::Impl::close() {
   windows_.clear();
+  loaded_windows_.clear();
+  loaded_bytes_ = 0;
   tensors_.clear();
   packed_tensors_.clear();
   packed_datasets_.clear();

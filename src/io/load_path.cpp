@@ -129,11 +129,12 @@ struct FileLoad {
     }
   };
   std::unordered_map<StoredKey, std::size_t, StoredKeyHash> stored;
-  const detail::h5::IndexTensor* find_stored(int group, std::string_view name) const {
+  // The stored tensor's position in the index, or -1.
+  std::ptrdiff_t find_stored(int group, std::string_view name) const {
     const auto it = stored.find({group, name});
-    return it == stored.end() ? nullptr : &index.tensors[it->second];
+    return it == stored.end() ? -1 : static_cast<std::ptrdiff_t>(it->second);
   }
-  std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
+  std::vector<detail::StoredRequest> requests;  // this rank's pieces of stored tensors
   std::vector<const LocalTensor*> request_tensor;
   detail::WritePlan read_plan;
 
@@ -248,9 +249,9 @@ void FileLoad::check_requests() {
   agreed([&] {
     for (const auto& t : local) {
       const std::string group = kGroupNames[t.group];
-      const detail::h5::IndexTensor* found = find_stored(t.group, *t.name);
-      if (!found) continue;  // reported as missing
-      const auto& st = *found;
+      const std::ptrdiff_t position = find_stored(t.group, *t.name);
+      if (position < 0) continue;  // reported as missing
+      const auto& st = index.tensors[static_cast<std::size_t>(position)];
       const std::string where =
           file_name + ": tensor " + qualified(group, *t.name) + " on rank " + std::to_string(rank);
       if (st.dtype != t.shard->dtype)
@@ -259,17 +260,25 @@ void FileLoad::check_requests() {
       if (st.shape != t.shard->global_shape)
         throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(t.shard->global_shape) +
                             " but stored with " + detail::shape_to_string(st.shape));
-      detail::TensorDecl d{t.group, *t.name, st.dtype, st.shape, {}};
-      for (const auto& seg : t.segments) d.segments.push_back(seg.block);
-      requests.push_back(std::move(d));
+      detail::StoredRequest q{static_cast<std::uint32_t>(position), {}};
+      q.segments.reserve(t.segments.size());
+      for (const auto& seg : t.segments) q.segments.push_back(seg.block);
+      requests.push_back(std::move(q));
       request_tensor.push_back(&t);
     }
   });
-  const auto gathered = comm.allgather_bytes(detail::encode_decls(requests));
+  // Tensors travel as their positions in the index, which every rank decoded alike.
+  const auto gathered = comm.allgather_bytes(detail::encode_stored_requests(requests));
   agreed([&] {
-    std::vector<std::vector<detail::TensorDecl>> all;
-    for (const auto& bytes : gathered) all.push_back(detail::decode_decls(bytes));
-    read_plan = detail::make_write_plan(all, detail::Coverage::Partial);
+    std::vector<std::vector<detail::StoredRequest>> all;
+    all.reserve(gathered.size());
+    for (const auto& bytes : gathered) all.push_back(detail::decode_stored_requests(bytes, index.tensors.size()));
+    read_plan = detail::make_read_plan(all, index.tensors.size(), [&](std::size_t i, detail::PlannedTensor& t) {
+      const auto& st = index.tensors[i];
+      t.group = static_cast<int>(std::find(std::begin(kGroupNames), std::end(kGroupNames), st.group) -
+                                 std::begin(kGroupNames));
+      t.dtype = st.dtype;
+    });
   });
 }
 
@@ -278,21 +287,24 @@ void FileLoad::read_pieces() {
   detail::fault_point("load.read", rank);
   {
     // Small pieces are read together, a window of the file at a time.
-    std::vector<std::string> groups(std::begin(kGroupNames), std::end(kGroupNames));
     std::vector<detail::h5::ContainerReader::BlockRequest> mine;
     for (const auto& t : read_plan.tensors)
       for (const auto& p : t.pieces)
-        if (p.writer == rank) mine.push_back({&groups[t.group], &t.name, t.dtype, &t.shape, &p.block});
+        if (p.writer == rank) {
+          const auto& st = index.tensors[t.stored];
+          mine.push_back({&st.group, &st.name, st.dtype, &st.shape, &p.block});
+        }
     reader->plan_reads(mine);
   }
   for (const auto& t : read_plan.tensors)
     for (const auto& p : t.pieces) {
       if (p.writer != rank) continue;
       char* out = piece_memory(p.writer_decl, p.writer_segment);
+      const auto& st = index.tensors[t.stored];
       if (options.verify)
-        detail::read_block_verified(*reader, file_name, *find_stored(t.group, t.name), index.chunk_bytes, p.block, out);
+        detail::read_block_verified(*reader, file_name, st, index.chunk_bytes, p.block, out);
       else
-        reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
+        reader->read_block(st.group, st.name, st.dtype, st.shape, p.block, out);
     }
 }
 
