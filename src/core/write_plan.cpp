@@ -35,6 +35,12 @@ struct DeclKeyHash {
 // tensor, decided without the general coverage count and its allocations.
 bool tiles_by_rows(const Shape& shape, const std::vector<PlannedPiece>& pieces) {
   if (shape.empty()) return !pieces.empty();
+  if (pieces.size() == 1) {  // one piece (a tensor whole on one rank, or replicated): no sorting
+    const Block& b = pieces[0].block;
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (b.offset[d] != 0 || b.count[d] != shape[d]) return false;
+    return true;
+  }
   std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // begin, end
   rows.reserve(pieces.size());
   for (const auto& p : pieces) {
@@ -76,7 +82,7 @@ void assign_writers(WritePlan& plan, std::vector<Candidate>& all_pieces) {
 
 }  // namespace
 
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank, Coverage coverage) {
+WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, Coverage coverage) {
   const int world = static_cast<int>(decls_per_rank.size());
   WritePlan plan;
   plan.bytes_per_rank.assign(world, 0);
@@ -85,23 +91,32 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
   // hold, in rank order. slot[r][i]: the planned tensor of rank r's declaration i.
   std::size_t declared = 0;
   for (const auto& decls : decls_per_rank) declared += decls.size();
+  // Keys view the planned tensors' names, which never move: room for every declaration is
+  // reserved, and names and blocks are moved out of the declarations, which the plan owns.
   std::unordered_map<DeclKey, std::size_t, DeclKeyHash> index;
   index.reserve(declared);
+  plan.tensors.reserve(declared);
   std::vector<std::vector<std::size_t>> slot(world);
   for (int r = 0; r < world; ++r) slot[r].resize(decls_per_rank[r].size());
   std::vector<int> first_holder;
   for (int group = 0; group < 3; ++group) {
     for (int r = 0; r < world; ++r) {
       for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
-        const auto& d = decls_per_rank[r][di];
+        auto& d = decls_per_rank[r][di];
         if (d.group != group) continue;
-        auto [it, inserted] = index.try_emplace(DeclKey{d.group, d.name}, plan.tensors.size());
-        slot[r][di] = it->second;
-        if (inserted) {
-          plan.tensors.push_back(PlannedTensor{d.group, d.name, d.dtype, d.shape, {}});
+        const auto it = index.find(DeclKey{d.group, d.name});
+        if (it == index.end()) {
+          slot[r][di] = plan.tensors.size();
+          PlannedTensor& t = plan.tensors.emplace_back();
+          t.group = d.group;
+          t.name = std::move(d.name);
+          t.dtype = d.dtype;
+          t.shape = d.shape;
+          index.emplace(DeclKey{t.group, t.name}, slot[r][di]);
           first_holder.push_back(r);
           continue;
         }
+        slot[r][di] = it->second;
         const PlannedTensor& t = plan.tensors[it->second];
         if (t.dtype != d.dtype)
           throw MismatchError("tensor " + qualified(d.group, d.name) + " has dtype " +
@@ -126,17 +141,16 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
   all_pieces.reserve(std::accumulate(declared_pieces.begin(), declared_pieces.end(), std::size_t{0}));
   for (int r = 0; r < world; ++r) {
     for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
-      const auto& d = decls_per_rank[r][di];
+      auto& d = decls_per_rank[r][di];
       PlannedTensor& t = plan.tensors[slot[r][di]];
       for (std::size_t si = 0; si < d.segments.size(); ++si) {
-        const Block& b = d.segments[si];
+        Block& b = d.segments[si];
         auto it = std::find_if(t.pieces.begin(), t.pieces.end(), [&](const PlannedPiece& p) { return p.block == b; });
         if (it == t.pieces.end()) {
-          PlannedPiece p;
-          p.block = b;
+          PlannedPiece& p = t.pieces.emplace_back();
           p.bytes = static_cast<std::uint64_t>(block_volume(b)) * dtype_size(d.dtype);
+          p.block = std::move(b);
           p.writer = -1;
-          t.pieces.push_back(std::move(p));
           it = std::prev(t.pieces.end());
         }
         it->holders.push_back(r);

@@ -56,8 +56,8 @@ enum class Coverage { Required, Partial };
 // the ranks' pieces do not cover a tensor (Coverage::Required). Deterministic: the same
 // input gives the same plan (and the same error) on every rank. Also serves loads as a read
 // plan: each distinct piece is read once, by its "writer", and sent to its other holders.
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank,
-                          Coverage coverage = Coverage::Required);
+// Takes the declarations by value: their names and blocks move into the plan.
+WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, Coverage coverage = Coverage::Required);
 
 // What one rank asks to load of one stored tensor, which is named by its position in the
 // file's index (the same on every rank): no names travel or get hashed.

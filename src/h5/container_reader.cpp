@@ -72,6 +72,7 @@ class ContainerReader::Impl {
   std::vector<std::uint64_t> read_u64(const char* path, std::uint64_t max_elements);
   void read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                   const Block& block, void* out);
+  void read_stored_block(const IndexTensor& tensor, const Block& block, void* out);
   void plan_reads(const std::vector<BlockRequest>& requests);
   void enable_direct_io() { direct_.enable_direct_io(); }
   bool direct_io() const { return direct_.direct_io(); }
@@ -88,6 +89,14 @@ class ContainerReader::Impl {
     std::uint64_t offset = 0;
     DType dtype = DType::F32;
     Shape shape;
+  };
+  // A packed tensor of the index, as locate_packed found it: its "/group/name" is
+  // packed_names_[name_at, name_at + name_size), its shape packed_dims_[dims_at, + dims).
+  struct PackedRecord {
+    PackedDataset* packed = nullptr;
+    std::uint64_t offset = 0;
+    std::size_t name_at = 0, name_size = 0, dims_at = 0, dims = 0;
+    DType dtype = DType::F32;
   };
   struct OpenDataset {
     Handle dataset;  // none for a packed tensor
@@ -106,7 +115,13 @@ class ContainerReader::Impl {
   // group's packed dataset.
   void locate_packed(const ContainerIndex& index);
   PackedDataset& packed_dataset(const std::string& group);
-  void read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes, char* out);
+  // Bytes [at, at + bytes) of a packed dataset.
+  void read_packed(const PackedDataset& packed, std::uint64_t at, std::uint64_t bytes, char* out);
+  // The packed dataset of an index tensor with a packed offset, its bytes checked to lie inside.
+  PackedDataset& packed_of(const IndexTensor& tensor);
+  // The packed tensor "/group/name" (`where`), or null: looked up by name only for read_block,
+  // so the map by name is built on its first use.
+  const PackedTensor* find_packed(const std::string& where);
   void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
   OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
   Handle open_dataset(const char* path);
@@ -132,9 +147,14 @@ class ContainerReader::Impl {
   RootAttributes attributes_;
   // By "/group/name"; hashed, for containers of many tensors (elements never move).
   std::unordered_map<std::string, OpenDataset> tensors_;
-  std::map<std::string, Handle> groups_;                          // tensor groups, opened once
-  std::map<std::string, PackedDataset> packed_datasets_;          // by group
-  std::unordered_map<std::string, PackedTensor> packed_tensors_;  // by "/group/name"
+  std::map<std::string, Handle> groups_;                  // tensor groups, opened once
+  std::map<std::string, PackedDataset> packed_datasets_;  // by group
+  std::vector<PackedRecord> packed_records_;              // the index's packed tensors (locate_packed)
+  std::string packed_names_;                              // their "/group/name"s, one after the other
+  std::vector<std::int64_t> packed_dims_;                 // their shapes, one after the other
+  // By "/group/name" (views into packed_names_), built on the first find_packed.
+  std::unordered_map<std::string_view, std::size_t> packed_by_name_;
+  std::unordered_map<std::size_t, PackedTensor> packed_tensors_;  // by record, as read_block used them
   RawFile raw_file_;
   DirectReader direct_{raw_file_, path_};  // reads of tensor data through raw_file_ or O_DIRECT
   std::uint64_t end_of_file_ = 0;
@@ -253,6 +273,8 @@ ContainerReader::Impl::~Impl() {
   windows_.clear();
   tensors_.clear();
   packed_tensors_.clear();
+  packed_by_name_.clear();
+  packed_records_.clear();
   packed_datasets_.clear();
   groups_.clear();
   file_.reset();
@@ -365,36 +387,69 @@ ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_dataset(cons
 
 void ContainerReader::Impl::locate_packed(const ContainerIndex& index) {
   packed_tensors_.clear();
-  packed_tensors_.reserve(index.tensors.size());
+  packed_by_name_.clear();
+  packed_records_.clear();
+  packed_names_.clear();
+  packed_dims_.clear();
   for (const auto& t : index.tensors) {
     if (!t.packed_offset) continue;
-    const std::string where = "/" + t.group + "/" + t.name;
-    if (format_version_ < 2)
-      throw FormatError(path_ + ": tensor " + where + " is packed, which container format version " +
-                        std::to_string(format_version_) + " does not have");
-    PackedDataset& packed = reading(path_, [&]() -> PackedDataset& { return packed_dataset(t.group); });
-    // decode_index checked that the byte count fits in 63 bits, and the offset too.
-    const auto bytes = static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype);
-    const std::uint64_t offset = *t.packed_offset;
-    if (offset > packed.bytes || bytes > packed.bytes - offset)
-      throw FormatError(path_ + ": tensor " + where + " claims bytes [" + std::to_string(offset) + ", " +
-                        std::to_string(offset + bytes) + ") of " + kPackedGroup + "/" + t.group + ", which holds " +
-                        std::to_string(packed.bytes) + " bytes: damaged");
-    packed_tensors_[where] = PackedTensor{&packed, offset, t.dtype, t.shape};
+    PackedRecord record;
+    record.packed = &packed_of(t);
+    record.offset = *t.packed_offset;
+    record.dtype = t.dtype;
+    record.name_at = packed_names_.size();
+    packed_names_.append("/").append(t.group).append("/").append(t.name);
+    record.name_size = packed_names_.size() - record.name_at;
+    record.dims_at = packed_dims_.size();
+    record.dims = t.shape.size();
+    packed_dims_.insert(packed_dims_.end(), t.shape.begin(), t.shape.end());
+    packed_records_.push_back(record);
   }
 }
 
-void ContainerReader::Impl::read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes,
-                                        char* out) {
+ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_of(const IndexTensor& t) {
+  const auto where = [&] { return "/" + t.group + "/" + t.name; };
+  if (format_version_ < 2)
+    throw FormatError(path_ + ": tensor " + where() + " is packed, which container format version " +
+                      std::to_string(format_version_) + " does not have");
+  PackedDataset& packed = reading(path_, [&]() -> PackedDataset& { return packed_dataset(t.group); });
+  // decode_index checked that the byte count fits in 63 bits, and the offset too.
+  const auto bytes = static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype);
+  const std::uint64_t offset = *t.packed_offset;
+  if (offset > packed.bytes || bytes > packed.bytes - offset)
+    throw FormatError(path_ + ": tensor " + where() + " claims bytes [" + std::to_string(offset) + ", " +
+                      std::to_string(offset + bytes) + ") of " + kPackedGroup + "/" + t.group + ", which holds " +
+                      std::to_string(packed.bytes) + " bytes: damaged");
+  return packed;
+}
+
+const ContainerReader::Impl::PackedTensor* ContainerReader::Impl::find_packed(const std::string& where) {
+  if (packed_by_name_.empty() && !packed_records_.empty()) {
+    packed_by_name_.reserve(packed_records_.size());
+    for (std::size_t i = 0; i < packed_records_.size(); ++i)
+      packed_by_name_.emplace(
+          std::string_view(packed_names_).substr(packed_records_[i].name_at, packed_records_[i].name_size), i);
+  }
+  const auto it = packed_by_name_.find(where);
+  if (it == packed_by_name_.end()) return nullptr;
+  if (const auto made = packed_tensors_.find(it->second); made != packed_tensors_.end()) return &made->second;
+  const PackedRecord& r = packed_records_[it->second];
+  const auto dims = packed_dims_.begin() + static_cast<std::ptrdiff_t>(r.dims_at);
+  return &packed_tensors_
+              .emplace(it->second, PackedTensor{r.packed, r.offset, r.dtype,
+                                                Shape(dims, dims + static_cast<std::ptrdiff_t>(r.dims))})
+              .first->second;
+}
+
+void ContainerReader::Impl::read_packed(const PackedDataset& packed, std::uint64_t at, std::uint64_t bytes, char* out) {
   if (bytes == 0) return;
-  if (tensor.packed->address) {
-    read_raw(*tensor.packed->address + tensor.offset + offset, bytes, out);
+  if (packed.address) {
+    read_raw(*packed.address + at, bytes, out);
     return;
   }
-  const hid_t dset = tensor.packed->dataset.get();
+  const hid_t dset = packed.dataset.get();
   Handle space = checked(H5Dget_space(dset), "get dataspace");
-  select_block(space.get(),
-               Block{{static_cast<std::int64_t>(tensor.offset + offset)}, {static_cast<std::int64_t>(bytes)}});
+  select_block(space.get(), Block{{static_cast<std::int64_t>(at)}, {static_cast<std::int64_t>(bytes)}});
   Handle mem = make_dataspace({static_cast<std::int64_t>(bytes)}, "memory dataspace");
   check(H5Dread(dset, H5T_NATIVE_UCHAR, mem.get(), space.get(), H5P_DEFAULT, out), "read packed tensors of " + path_);
 }
@@ -440,8 +495,8 @@ ContainerReader::Impl::OpenDataset& ContainerReader::Impl::open_tensor(const std
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
-  if (auto packed = packed_tensors_.find(where); packed != packed_tensors_.end()) {
-    const PackedTensor& p = packed->second;
+  if (const PackedTensor* packed = find_packed(where)) {
+    const PackedTensor& p = *packed;
     if (p.dtype != dtype || p.shape != shape)
       throw FormatError("tensor " + where + " in " + path_ + " is packed as " + std::string(dtype_name(p.dtype)) + " " +
                         shape_to_string(p.shape) + ", not as " + std::string(dtype_name(dtype)) + " " +
@@ -494,11 +549,18 @@ void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // begin, end
   ranges.reserve(requests.size());
   for (const auto& r : requests) {
-    const OpenDataset& ds = open_tensor(*r.group, *r.name, r.dtype, *r.shape);
-    if (!ds.address) continue;
-    const auto range = contiguous_range(ds.shape, *r.block, ds.esz);
+    const IndexTensor& t = *r.tensor;
+    std::optional<std::uint64_t> address;
+    if (t.packed_offset) {
+      const PackedDataset& packed = packed_of(t);
+      if (packed.address) address = *packed.address + *t.packed_offset;
+    } else {
+      address = open_tensor(t.group, t.name, t.dtype, t.shape).address;
+    }
+    if (!address) continue;
+    const auto range = contiguous_range(t.shape, *r.block, dtype_size(t.dtype));
     if (!range || range->bytes == 0 || range->bytes > kSmall) continue;
-    ranges.emplace_back(*ds.address + range->offset, *ds.address + range->offset + range->bytes);
+    ranges.emplace_back(*address + range->offset, *address + range->offset + range->bytes);
   }
   std::sort(ranges.begin(), ranges.end());
   for (const auto& [begin, end] : ranges) {
@@ -565,7 +627,7 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
         throw UsageError("read_block: block " + describe_block(block) + " lies outside /" + group + "/" + name);
     char* bytes = static_cast<char*>(out);
     for_each_run(ds.shape, block, ds.esz, [&](std::uint64_t at, std::uint64_t to, std::uint64_t n) {
-      read_packed(*ds.packed, at, n, bytes + to);
+      read_packed(*ds.packed->packed, ds.packed->offset + at, n, bytes + to);
     });
     return;
   }
@@ -581,12 +643,41 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
         "read block " + describe_block(block) + " of " + where + " in " + path_);
 }
 
+void ContainerReader::Impl::read_stored_block(const IndexTensor& tensor, const Block& block, void* out) {
+  if (!tensor.packed_offset) {
+    read_block(tensor.group, tensor.name, tensor.dtype, tensor.shape, block, out);
+    return;
+  }
+  reading(path_, [&] {
+    const PackedDataset& packed = packed_of(tensor);
+    const Shape& shape = tensor.shape;
+    const std::size_t esz = dtype_size(tensor.dtype);
+    if (block.count.size() != shape.size() || block.offset.size() != shape.size())
+      throw UsageError("read_block: the block's rank differs from the tensor's");
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (block.offset[d] < 0 || block.count[d] < 0 || block.offset[d] > shape[d] ||
+          block.count[d] > shape[d] - block.offset[d])
+        throw UsageError("read_block: block " + describe_block(block) + " lies outside /" + tensor.group + "/" +
+                         tensor.name);
+    if (const auto range = contiguous_range(shape, block, esz)) {
+      read_packed(packed, *tensor.packed_offset + range->offset, range->bytes, static_cast<char*>(out));
+      return;
+    }
+    char* bytes = static_cast<char*>(out);
+    for_each_run(shape, block, esz, [&](std::uint64_t at, std::uint64_t to, std::uint64_t n) {
+      read_packed(packed, *tensor.packed_offset + at, n, bytes + to);
+    });
+  });
+}
+
 void ContainerReader::Impl::close() {
   windows_.clear();
   loaded_windows_.clear();
   loaded_bytes_ = 0;
   tensors_.clear();
   packed_tensors_.clear();
+  packed_by_name_.clear();
+  packed_records_.clear();
   packed_datasets_.clear();
   groups_.clear();
   std::string error;
@@ -612,6 +703,9 @@ std::vector<std::uint64_t> ContainerReader::read_u64(const char* path, std::uint
 void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                                  const Block& block, void* out) {
   impl_->read_block(group, name, dtype, shape, block, out);
+}
+void ContainerReader::read_stored_block(const IndexTensor& tensor, const Block& block, void* out) {
+  impl_->read_stored_block(tensor, block, out);
 }
 void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) { impl_->plan_reads(requests); }
 void ContainerReader::enable_direct_io() { impl_->enable_direct_io(); }
