@@ -123,7 +123,10 @@ class ContainerReader::Impl {
   // so the map by name is built on its first use.
   const PackedTensor* find_packed(const std::string& where);
   void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
-  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
+  // `maybe_packed` false: the caller knows from the index that the tensor has a dataset of
+  // its own, so the map of packed tensors by name is not consulted (nor built).
+  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                           bool maybe_packed = true);
   Handle open_dataset(const char* path);
   // `name` under `location`; `path` names it in messages.
   Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
@@ -139,7 +142,7 @@ class ContainerReader::Impl {
   std::uint64_t dataset_elements_unchecked(const char* path);
   std::vector<std::uint64_t> read_u64_unchecked(const char* path, std::uint64_t max_elements);
   void read_block_unchecked(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
-                            const Block& block, void* out);
+                            const Block& block, void* out, bool maybe_packed = true);
 
   std::string path_;
   Handle file_;
@@ -491,11 +494,11 @@ std::vector<std::uint64_t> ContainerReader::Impl::read_u64_unchecked(const char*
 
 ContainerReader::Impl::OpenDataset& ContainerReader::Impl::open_tensor(const std::string& group,
                                                                        const std::string& name, DType dtype,
-                                                                       const Shape& shape) {
+                                                                       const Shape& shape, bool maybe_packed) {
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
-  if (const PackedTensor* packed = find_packed(where)) {
+  if (const PackedTensor* packed = maybe_packed ? find_packed(where) : nullptr) {
     const PackedTensor& p = *packed;
     if (p.dtype != dtype || p.shape != shape)
       throw FormatError("tensor " + where + " in " + path_ + " is packed as " + std::string(dtype_name(p.dtype)) + " " +
@@ -555,7 +558,7 @@ void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>
       const PackedDataset& packed = packed_of(t);
       if (packed.address) address = *packed.address + *t.packed_offset;
     } else {
-      address = open_tensor(t.group, t.name, t.dtype, t.shape).address;
+      address = open_tensor(t.group, t.name, t.dtype, t.shape, false).address;
     }
     if (!address) continue;
     const auto range = contiguous_range(t.shape, *r.block, dtype_size(t.dtype));
@@ -610,8 +613,8 @@ void ContainerReader::Impl::read_block(const std::string& group, const std::stri
 }
 
 void ContainerReader::Impl::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
-                                                 const Shape& shape, const Block& block, void* out) {
-  OpenDataset& ds = open_tensor(group, name, dtype, shape);
+                                                 const Shape& shape, const Block& block, void* out, bool maybe_packed) {
+  OpenDataset& ds = open_tensor(group, name, dtype, shape, maybe_packed);
   if (ds.address) {
     if (const auto range = contiguous_range(ds.shape, block, ds.esz)) {
       if (range->bytes > 0) read_raw(*ds.address + range->offset, range->bytes, out);
@@ -645,7 +648,8 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
 
 void ContainerReader::Impl::read_stored_block(const IndexTensor& tensor, const Block& block, void* out) {
   if (!tensor.packed_offset) {
-    read_block(tensor.group, tensor.name, tensor.dtype, tensor.shape, block, out);
+    reading(path_,
+            [&] { read_block_unchecked(tensor.group, tensor.name, tensor.dtype, tensor.shape, block, out, false); });
     return;
   }
   reading(path_, [&] {
