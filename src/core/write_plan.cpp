@@ -35,6 +35,12 @@ struct DeclKeyHash {
 // tensor, decided without the general coverage count and its allocations.
 bool tiles_by_rows(const Shape& shape, const std::vector<PlannedPiece>& pieces) {
   if (shape.empty()) return !pieces.empty();
+  if (pieces.size() == 1) {  // one piece (a tensor whole on one rank, or replicated): no sorting
+    const Block& b = pieces[0].block;
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (b.offset[d] != 0 || b.count[d] != shape[d]) return false;
+    return true;
+  }
   std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // begin, end
   rows.reserve(pieces.size());
   for (const auto& p : pieces) {
@@ -51,9 +57,32 @@ bool tiles_by_rows(const Shape& shape, const std::vector<PlannedPiece>& pieces) 
   return end == shape[0];
 }
 
+// A distinct piece waiting for its writer.
+struct Candidate {
+  std::uint64_t bytes;
+  std::uint32_t tensor;
+  std::uint32_t piece;
+};
+
+// Largest first, each to its least-loaded holder (ties: lowest rank).
+void assign_writers(WritePlan& plan, std::vector<Candidate>& all_pieces) {
+  std::stable_sort(all_pieces.begin(), all_pieces.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.bytes > b.bytes; });
+  for (const auto& c : all_pieces) {
+    PlannedPiece& p = plan.tensors[c.tensor].pieces[c.piece];
+    std::size_t best = 0;
+    for (std::size_t h = 1; h < p.holders.size(); ++h)
+      if (plan.bytes_per_rank[p.holders[h]] < plan.bytes_per_rank[p.holders[best]]) best = h;
+    p.writer = p.holders[best];
+    p.writer_decl = p.holder_locations[best].first;
+    p.writer_segment = p.holder_locations[best].second;
+    plan.bytes_per_rank[p.writer] += p.bytes;
+  }
+}
+
 }  // namespace
 
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank, Coverage coverage) {
+WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, Coverage coverage) {
   const int world = static_cast<int>(decls_per_rank.size());
   WritePlan plan;
   plan.bytes_per_rank.assign(world, 0);
@@ -62,23 +91,32 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
   // hold, in rank order. slot[r][i]: the planned tensor of rank r's declaration i.
   std::size_t declared = 0;
   for (const auto& decls : decls_per_rank) declared += decls.size();
+  // Keys view the planned tensors' names, which never move: room for every declaration is
+  // reserved, and names and blocks are moved out of the declarations, which the plan owns.
   std::unordered_map<DeclKey, std::size_t, DeclKeyHash> index;
   index.reserve(declared);
+  plan.tensors.reserve(declared);
   std::vector<std::vector<std::size_t>> slot(world);
   for (int r = 0; r < world; ++r) slot[r].resize(decls_per_rank[r].size());
   std::vector<int> first_holder;
   for (int group = 0; group < 3; ++group) {
     for (int r = 0; r < world; ++r) {
       for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
-        const auto& d = decls_per_rank[r][di];
+        auto& d = decls_per_rank[r][di];
         if (d.group != group) continue;
-        auto [it, inserted] = index.try_emplace(DeclKey{d.group, d.name}, plan.tensors.size());
-        slot[r][di] = it->second;
-        if (inserted) {
-          plan.tensors.push_back(PlannedTensor{d.group, d.name, d.dtype, d.shape, {}});
+        const auto it = index.find(DeclKey{d.group, d.name});
+        if (it == index.end()) {
+          slot[r][di] = plan.tensors.size();
+          PlannedTensor& t = plan.tensors.emplace_back();
+          t.group = d.group;
+          t.name = std::move(d.name);
+          t.dtype = d.dtype;
+          t.shape = d.shape;
+          index.emplace(DeclKey{t.group, t.name}, slot[r][di]);
           first_holder.push_back(r);
           continue;
         }
+        slot[r][di] = it->second;
         const PlannedTensor& t = plan.tensors[it->second];
         if (t.dtype != d.dtype)
           throw MismatchError("tensor " + qualified(d.group, d.name) + " has dtype " +
@@ -99,26 +137,20 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
     for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di)
       declared_pieces[slot[r][di]] += static_cast<std::uint32_t>(decls_per_rank[r][di].segments.size());
   for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti) plan.tensors[ti].pieces.reserve(declared_pieces[ti]);
-  struct Candidate {
-    std::uint64_t bytes;
-    std::uint32_t tensor;
-    std::uint32_t piece;
-  };
   std::vector<Candidate> all_pieces;
   all_pieces.reserve(std::accumulate(declared_pieces.begin(), declared_pieces.end(), std::size_t{0}));
   for (int r = 0; r < world; ++r) {
     for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
-      const auto& d = decls_per_rank[r][di];
+      auto& d = decls_per_rank[r][di];
       PlannedTensor& t = plan.tensors[slot[r][di]];
       for (std::size_t si = 0; si < d.segments.size(); ++si) {
-        const Block& b = d.segments[si];
+        Block& b = d.segments[si];
         auto it = std::find_if(t.pieces.begin(), t.pieces.end(), [&](const PlannedPiece& p) { return p.block == b; });
         if (it == t.pieces.end()) {
-          PlannedPiece p;
-          p.block = b;
+          PlannedPiece& p = t.pieces.emplace_back();
           p.bytes = static_cast<std::uint64_t>(block_volume(b)) * dtype_size(d.dtype);
+          p.block = std::move(b);
           p.writer = -1;
-          t.pieces.push_back(std::move(p));
           it = std::prev(t.pieces.end());
         }
         it->holders.push_back(r);
@@ -144,20 +176,60 @@ WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_
       all_pieces.push_back({t.pieces[pi].bytes, static_cast<std::uint32_t>(ti), static_cast<std::uint32_t>(pi)});
   }
 
-  // Largest first, each to its least-loaded holder (ties: lowest rank).
-  std::stable_sort(all_pieces.begin(), all_pieces.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.bytes > b.bytes; });
-  for (const auto& c : all_pieces) {
-    PlannedPiece& p = plan.tensors[c.tensor].pieces[c.piece];
-    std::size_t best = 0;
-    for (std::size_t h = 1; h < p.holders.size(); ++h)
-      if (plan.bytes_per_rank[p.holders[h]] < plan.bytes_per_rank[p.holders[best]]) best = h;
-    p.writer = p.holders[best];
-    p.writer_decl = p.holder_locations[best].first;
-    p.writer_segment = p.holder_locations[best].second;
-    plan.bytes_per_rank[p.writer] += p.bytes;
-  }
+  assign_writers(plan, all_pieces);
+  return plan;
+}
 
+WritePlan make_read_plan(const std::vector<std::vector<StoredRequest>>& requests_per_rank, std::size_t stored_tensors,
+                         const std::function<void(std::size_t, PlannedTensor&)>& describe) {
+  const int world = static_cast<int>(requests_per_rank.size());
+  WritePlan plan;
+  plan.bytes_per_rank.assign(world, 0);
+  // slot[position]: the planned tensor of a stored tensor, kNone while no rank asked for it.
+  constexpr std::uint32_t kNone = UINT32_MAX;
+  std::vector<std::uint32_t> slot(stored_tensors, kNone);
+  std::vector<std::uint32_t> declared_pieces(stored_tensors, 0);
+  for (const auto& requests : requests_per_rank)
+    for (const auto& q : requests) {
+      slot[q.tensor] = 0;
+      declared_pieces[q.tensor] += static_cast<std::uint32_t>(q.segments.size());
+    }
+  std::size_t piece_count = 0;
+  for (std::size_t i = 0; i < stored_tensors; ++i) {
+    if (slot[i] == kNone) continue;
+    slot[i] = static_cast<std::uint32_t>(plan.tensors.size());
+    PlannedTensor& t = plan.tensors.emplace_back();
+    t.stored = i;
+    describe(i, t);
+    t.pieces.reserve(declared_pieces[i]);
+    piece_count += declared_pieces[i];
+  }
+  std::vector<Candidate> all_pieces;
+  all_pieces.reserve(piece_count);
+  for (int r = 0; r < world; ++r) {
+    const auto& requests = requests_per_rank[r];
+    for (std::size_t di = 0; di < requests.size(); ++di) {
+      PlannedTensor& t = plan.tensors[slot[requests[di].tensor]];
+      for (std::size_t si = 0; si < requests[di].segments.size(); ++si) {
+        const Block& b = requests[di].segments[si];
+        auto it = std::find_if(t.pieces.begin(), t.pieces.end(), [&](const PlannedPiece& p) { return p.block == b; });
+        if (it == t.pieces.end()) {
+          PlannedPiece& p = t.pieces.emplace_back();
+          p.block = b;
+          p.bytes = static_cast<std::uint64_t>(block_volume(b)) * dtype_size(t.dtype);
+          p.writer = -1;
+          it = std::prev(t.pieces.end());
+        }
+        it->holders.push_back(r);
+        it->holder_locations.emplace_back(static_cast<int>(di), static_cast<int>(si));
+      }
+    }
+  }
+  for (std::size_t ti = 0; ti < plan.tensors.size(); ++ti)
+    for (std::size_t pi = 0; pi < plan.tensors[ti].pieces.size(); ++pi)
+      all_pieces.push_back(
+          {plan.tensors[ti].pieces[pi].bytes, static_cast<std::uint32_t>(ti), static_cast<std::uint32_t>(pi)});
+  assign_writers(plan, all_pieces);
   return plan;
 }
 
@@ -275,6 +347,55 @@ std::vector<TensorDecl> decode_decls(const std::string& bytes) {
   }
   if (!r.done()) throw FormatError("tensor declarations: trailing bytes after the encoding");
   return decls;
+}
+
+// u32 count, then per request u32 position, u32 segments, per segment u32 rank, rank x i64
+// offsets, rank x i64 counts.
+std::string encode_stored_requests(const std::vector<StoredRequest>& requests) {
+  std::string out;
+  std::size_t estimate = 4;
+  for (const auto& q : requests) {
+    estimate += 8;
+    for (const auto& s : q.segments) estimate += 4 + 16 * s.offset.size();
+  }
+  out.reserve(estimate);
+  DeclWriter w(out);
+  w.put_count(requests.size());
+  for (const auto& q : requests) {
+    w.put(q.tensor);
+    w.put_count(q.segments.size());
+    for (const auto& s : q.segments) {
+      if (s.offset.size() != s.count.size()) throw Error("internal: block with offset and count of different ranks");
+      w.put_count(s.offset.size());
+      w.put_ints(s.offset);
+      w.put_ints(s.count);
+    }
+  }
+  return out;
+}
+
+std::vector<StoredRequest> decode_stored_requests(const std::string& bytes, std::size_t stored_tensors) {
+  DeclReader r(bytes);
+  const auto n = r.get<std::uint32_t>();
+  // Each request takes at least 8 bytes: a count beyond that is damage, not a reason to allocate.
+  if (n > bytes.size() / 8) throw FormatError("load requests: count " + std::to_string(n) + " exceeds the data");
+  std::vector<StoredRequest> requests(n);
+  for (auto& q : requests) {
+    q.tensor = r.get<std::uint32_t>();
+    if (q.tensor >= stored_tensors)
+      throw FormatError("load requests: tensor " + std::to_string(q.tensor) + " beyond the index's " +
+                        std::to_string(stored_tensors));
+    const auto segments = r.get<std::uint32_t>();
+    if (segments > bytes.size() / 4) throw FormatError("load requests: truncated encoding");
+    q.segments.resize(segments);
+    for (auto& s : q.segments) {
+      const auto rank = r.get<std::uint32_t>();
+      s.offset = r.get_ints(rank);
+      s.count = r.get_ints(rank);
+    }
+  }
+  if (!r.done()) throw FormatError("load requests: trailing bytes after the encoding");
+  return requests;
 }
 
 }  // namespace ckptio::detail

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,10 +36,11 @@ struct PlannedPiece {
 
 struct PlannedTensor {
   int group = 0;
-  std::string name;
+  std::string name;  // empty in a read plan (make_read_plan): see `stored`
   DType dtype = DType::F32;
   Shape shape;
   std::vector<PlannedPiece> pieces;
+  std::size_t stored = 0;  // read plans: the tensor's position in the file's index
 };
 
 struct WritePlan {
@@ -54,11 +56,29 @@ enum class Coverage { Required, Partial };
 // the ranks' pieces do not cover a tensor (Coverage::Required). Deterministic: the same
 // input gives the same plan (and the same error) on every rank. Also serves loads as a read
 // plan: each distinct piece is read once, by its "writer", and sent to its other holders.
-WritePlan make_write_plan(const std::vector<std::vector<TensorDecl>>& decls_per_rank,
-                          Coverage coverage = Coverage::Required);
+// Takes the declarations by value: their names and blocks move into the plan.
+WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, Coverage coverage = Coverage::Required);
+
+// What one rank asks to load of one stored tensor, which is named by its position in the
+// file's index (the same on every rank): no names travel or get hashed.
+struct StoredRequest {
+  std::uint32_t tensor = 0;     // position in the index
+  std::vector<Block> segments;  // non-empty segments of the rank's piece, in memory order
+};
+
+// The read plan of a load from every rank's requests: one tensor per requested stored
+// tensor, in index order, `stored` set and `name` left empty; `describe(position, tensor)`
+// fills in its group and dtype. Pieces as in make_write_plan (Coverage::Partial): each
+// distinct piece is read once, by its "writer", and sent to its other holders. Every rank
+// computes the same plan from the same gathered input.
+WritePlan make_read_plan(const std::vector<std::vector<StoredRequest>>& requests_per_rank, std::size_t stored_tensors,
+                         const std::function<void(std::size_t, PlannedTensor&)>& describe);
 
 // Serialisation of one rank's declarations for MPI exchange.
 std::string encode_decls(const std::vector<TensorDecl>& decls);
 std::vector<TensorDecl> decode_decls(const std::string& bytes);
+// The same for load requests; FormatError for a position at or beyond `stored_tensors`.
+std::string encode_stored_requests(const std::vector<StoredRequest>& requests);
+std::vector<StoredRequest> decode_stored_requests(const std::string& bytes, std::size_t stored_tensors);
 
 }  // namespace ckptio::detail

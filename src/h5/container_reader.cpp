@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -71,6 +72,7 @@ class ContainerReader::Impl {
   std::vector<std::uint64_t> read_u64(const char* path, std::uint64_t max_elements);
   void read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                   const Block& block, void* out);
+  void read_stored_block(const IndexTensor& tensor, const Block& block, void* out);
   void plan_reads(const std::vector<BlockRequest>& requests);
   void enable_direct_io() { direct_.enable_direct_io(); }
   bool direct_io() const { return direct_.direct_io(); }
@@ -88,6 +90,14 @@ class ContainerReader::Impl {
     DType dtype = DType::F32;
     Shape shape;
   };
+  // A packed tensor of the index, as locate_packed found it: its "/group/name" is
+  // packed_names_[name_at, name_at + name_size), its shape packed_dims_[dims_at, + dims).
+  struct PackedRecord {
+    PackedDataset* packed = nullptr;
+    std::uint64_t offset = 0;
+    std::size_t name_at = 0, name_size = 0, dims_at = 0, dims = 0;
+    DType dtype = DType::F32;
+  };
   struct OpenDataset {
     Handle dataset;  // none for a packed tensor
     Handle type;
@@ -98,16 +108,25 @@ class ContainerReader::Impl {
   };
   struct Window {
     std::uint64_t begin = 0, end = 0;  // file addresses
-    std::vector<char> data;            // empty until first used
+    std::unique_ptr<char[]> data;      // null until first used, and again once evicted
   };
   void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
   // Records where the index's packed tensors lie, after checking that each lies inside its
   // group's packed dataset.
   void locate_packed(const ContainerIndex& index);
   PackedDataset& packed_dataset(const std::string& group);
-  void read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes, char* out);
+  // Bytes [at, at + bytes) of a packed dataset.
+  void read_packed(const PackedDataset& packed, std::uint64_t at, std::uint64_t bytes, char* out);
+  // The packed dataset of an index tensor with a packed offset, its bytes checked to lie inside.
+  PackedDataset& packed_of(const IndexTensor& tensor);
+  // The packed tensor "/group/name" (`where`), or null: looked up by name only for read_block,
+  // so the map by name is built on its first use.
+  const PackedTensor* find_packed(const std::string& where);
   void plan_reads_unchecked(const std::vector<BlockRequest>& requests);
-  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape);
+  // `maybe_packed` false: the caller knows from the index that the tensor has a dataset of
+  // its own, so the map of packed tensors by name is not consulted (nor built).
+  OpenDataset& open_tensor(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
+                           bool maybe_packed = true);
   Handle open_dataset(const char* path);
   // `name` under `location`; `path` names it in messages.
   Handle open_dataset_in(hid_t location, const char* name, const std::string& path);
@@ -123,7 +142,7 @@ class ContainerReader::Impl {
   std::uint64_t dataset_elements_unchecked(const char* path);
   std::vector<std::uint64_t> read_u64_unchecked(const char* path, std::uint64_t max_elements);
   void read_block_unchecked(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
-                            const Block& block, void* out);
+                            const Block& block, void* out, bool maybe_packed = true);
 
   std::string path_;
   Handle file_;
@@ -131,13 +150,20 @@ class ContainerReader::Impl {
   RootAttributes attributes_;
   // By "/group/name"; hashed, for containers of many tensors (elements never move).
   std::unordered_map<std::string, OpenDataset> tensors_;
-  std::map<std::string, Handle> groups_;                          // tensor groups, opened once
-  std::map<std::string, PackedDataset> packed_datasets_;          // by group
-  std::unordered_map<std::string, PackedTensor> packed_tensors_;  // by "/group/name"
+  std::map<std::string, Handle> groups_;                  // tensor groups, opened once
+  std::map<std::string, PackedDataset> packed_datasets_;  // by group
+  std::vector<PackedRecord> packed_records_;              // the index's packed tensors (locate_packed)
+  std::string packed_names_;                              // their "/group/name"s, one after the other
+  std::vector<std::int64_t> packed_dims_;                 // their shapes, one after the other
+  // By "/group/name" (views into packed_names_), built on the first find_packed.
+  std::unordered_map<std::string_view, std::size_t> packed_by_name_;
+  std::unordered_map<std::size_t, PackedTensor> packed_tensors_;  // by record, as read_block used them
   RawFile raw_file_;
   DirectReader direct_{raw_file_, path_};  // reads of tensor data through raw_file_ or O_DIRECT
   std::uint64_t end_of_file_ = 0;
-  std::vector<Window> windows_;  // sorted, disjoint
+  std::vector<Window> windows_;             // sorted, disjoint
+  std::deque<std::size_t> loaded_windows_;  // windows_ holding data, oldest first
+  std::uint64_t loaded_bytes_ = 0;          // their bytes
 };
 
 ContainerReader::Impl::Impl(MPI_Comm comm, const std::string& path) : path_(path) {
@@ -250,6 +276,8 @@ ContainerReader::Impl::~Impl() {
   windows_.clear();
   tensors_.clear();
   packed_tensors_.clear();
+  packed_by_name_.clear();
+  packed_records_.clear();
   packed_datasets_.clear();
   groups_.clear();
   file_.reset();
@@ -362,36 +390,69 @@ ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_dataset(cons
 
 void ContainerReader::Impl::locate_packed(const ContainerIndex& index) {
   packed_tensors_.clear();
-  packed_tensors_.reserve(index.tensors.size());
+  packed_by_name_.clear();
+  packed_records_.clear();
+  packed_names_.clear();
+  packed_dims_.clear();
   for (const auto& t : index.tensors) {
     if (!t.packed_offset) continue;
-    const std::string where = "/" + t.group + "/" + t.name;
-    if (format_version_ < 2)
-      throw FormatError(path_ + ": tensor " + where + " is packed, which container format version " +
-                        std::to_string(format_version_) + " does not have");
-    PackedDataset& packed = reading(path_, [&]() -> PackedDataset& { return packed_dataset(t.group); });
-    // decode_index checked that the byte count fits in 63 bits, and the offset too.
-    const auto bytes = static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype);
-    const std::uint64_t offset = *t.packed_offset;
-    if (offset > packed.bytes || bytes > packed.bytes - offset)
-      throw FormatError(path_ + ": tensor " + where + " claims bytes [" + std::to_string(offset) + ", " +
-                        std::to_string(offset + bytes) + ") of " + kPackedGroup + "/" + t.group + ", which holds " +
-                        std::to_string(packed.bytes) + " bytes: damaged");
-    packed_tensors_[where] = PackedTensor{&packed, offset, t.dtype, t.shape};
+    PackedRecord record;
+    record.packed = &packed_of(t);
+    record.offset = *t.packed_offset;
+    record.dtype = t.dtype;
+    record.name_at = packed_names_.size();
+    packed_names_.append("/").append(t.group).append("/").append(t.name);
+    record.name_size = packed_names_.size() - record.name_at;
+    record.dims_at = packed_dims_.size();
+    record.dims = t.shape.size();
+    packed_dims_.insert(packed_dims_.end(), t.shape.begin(), t.shape.end());
+    packed_records_.push_back(record);
   }
 }
 
-void ContainerReader::Impl::read_packed(const PackedTensor& tensor, std::uint64_t offset, std::uint64_t bytes,
-                                        char* out) {
+ContainerReader::Impl::PackedDataset& ContainerReader::Impl::packed_of(const IndexTensor& t) {
+  const auto where = [&] { return "/" + t.group + "/" + t.name; };
+  if (format_version_ < 2)
+    throw FormatError(path_ + ": tensor " + where() + " is packed, which container format version " +
+                      std::to_string(format_version_) + " does not have");
+  PackedDataset& packed = reading(path_, [&]() -> PackedDataset& { return packed_dataset(t.group); });
+  // decode_index checked that the byte count fits in 63 bits, and the offset too.
+  const auto bytes = static_cast<std::uint64_t>(element_count(t.shape)) * dtype_size(t.dtype);
+  const std::uint64_t offset = *t.packed_offset;
+  if (offset > packed.bytes || bytes > packed.bytes - offset)
+    throw FormatError(path_ + ": tensor " + where() + " claims bytes [" + std::to_string(offset) + ", " +
+                      std::to_string(offset + bytes) + ") of " + kPackedGroup + "/" + t.group + ", which holds " +
+                      std::to_string(packed.bytes) + " bytes: damaged");
+  return packed;
+}
+
+const ContainerReader::Impl::PackedTensor* ContainerReader::Impl::find_packed(const std::string& where) {
+  if (packed_by_name_.empty() && !packed_records_.empty()) {
+    packed_by_name_.reserve(packed_records_.size());
+    for (std::size_t i = 0; i < packed_records_.size(); ++i)
+      packed_by_name_.emplace(
+          std::string_view(packed_names_).substr(packed_records_[i].name_at, packed_records_[i].name_size), i);
+  }
+  const auto it = packed_by_name_.find(where);
+  if (it == packed_by_name_.end()) return nullptr;
+  if (const auto made = packed_tensors_.find(it->second); made != packed_tensors_.end()) return &made->second;
+  const PackedRecord& r = packed_records_[it->second];
+  const auto dims = packed_dims_.begin() + static_cast<std::ptrdiff_t>(r.dims_at);
+  return &packed_tensors_
+              .emplace(it->second, PackedTensor{r.packed, r.offset, r.dtype,
+                                                Shape(dims, dims + static_cast<std::ptrdiff_t>(r.dims))})
+              .first->second;
+}
+
+void ContainerReader::Impl::read_packed(const PackedDataset& packed, std::uint64_t at, std::uint64_t bytes, char* out) {
   if (bytes == 0) return;
-  if (tensor.packed->address) {
-    read_raw(*tensor.packed->address + tensor.offset + offset, bytes, out);
+  if (packed.address) {
+    read_raw(*packed.address + at, bytes, out);
     return;
   }
-  const hid_t dset = tensor.packed->dataset.get();
+  const hid_t dset = packed.dataset.get();
   Handle space = checked(H5Dget_space(dset), "get dataspace");
-  select_block(space.get(),
-               Block{{static_cast<std::int64_t>(tensor.offset + offset)}, {static_cast<std::int64_t>(bytes)}});
+  select_block(space.get(), Block{{static_cast<std::int64_t>(at)}, {static_cast<std::int64_t>(bytes)}});
   Handle mem = make_dataspace({static_cast<std::int64_t>(bytes)}, "memory dataspace");
   check(H5Dread(dset, H5T_NATIVE_UCHAR, mem.get(), space.get(), H5P_DEFAULT, out), "read packed tensors of " + path_);
 }
@@ -433,12 +494,12 @@ std::vector<std::uint64_t> ContainerReader::Impl::read_u64_unchecked(const char*
 
 ContainerReader::Impl::OpenDataset& ContainerReader::Impl::open_tensor(const std::string& group,
                                                                        const std::string& name, DType dtype,
-                                                                       const Shape& shape) {
+                                                                       const Shape& shape, bool maybe_packed) {
   const std::string where = "/" + group + "/" + name;
   if (auto it = tensors_.find(where); it != tensors_.end()) return it->second;
   OpenDataset ds;
-  if (auto packed = packed_tensors_.find(where); packed != packed_tensors_.end()) {
-    const PackedTensor& p = packed->second;
+  if (const PackedTensor* packed = maybe_packed ? find_packed(where) : nullptr) {
+    const PackedTensor& p = *packed;
     if (p.dtype != dtype || p.shape != shape)
       throw FormatError("tensor " + where + " in " + path_ + " is packed as " + std::string(dtype_name(p.dtype)) + " " +
                         shape_to_string(p.shape) + ", not as " + std::string(dtype_name(dtype)) + " " +
@@ -480,32 +541,36 @@ void ContainerReader::Impl::plan_reads(const std::vector<BlockRequest>& requests
 
 void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>& requests) {
   // Blocks up to kSmall bytes join windows; ranges at most kGap apart share one; a window
-  // holds at most kWindow bytes, all windows together at most kTotal.
-  constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20, kTotal = 64 << 20;
+  // holds at most kWindow bytes. Every small block gets its window: windows are read when
+  // first needed and the oldest are dropped while more than kHeld bytes are held (read_raw),
+  // so memory stays bounded however many small tensors a rank loads.
+  constexpr std::uint64_t kSmall = 64 << 10, kGap = 16 << 10, kWindow = 8 << 20;
   windows_.clear();
+  loaded_windows_.clear();
+  loaded_bytes_ = 0;
   if (!raw_file_.usable()) return;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // begin, end
-  std::uint64_t total = 0;
+  ranges.reserve(requests.size());
   for (const auto& r : requests) {
-    const OpenDataset& ds = open_tensor(*r.group, *r.name, r.dtype, *r.shape);
-    if (!ds.address) continue;
-    const auto range = contiguous_range(ds.shape, *r.block, ds.esz);
+    const IndexTensor& t = *r.tensor;
+    std::optional<std::uint64_t> address;
+    if (t.packed_offset) {
+      const PackedDataset& packed = packed_of(t);
+      if (packed.address) address = *packed.address + *t.packed_offset;
+    } else {
+      address = open_tensor(t.group, t.name, t.dtype, t.shape, false).address;
+    }
+    if (!address) continue;
+    const auto range = contiguous_range(t.shape, *r.block, dtype_size(t.dtype));
     if (!range || range->bytes == 0 || range->bytes > kSmall) continue;
-    ranges.emplace_back(*ds.address + range->offset, *ds.address + range->offset + range->bytes);
-    total += range->bytes;
-    if (total > kTotal) break;
+    ranges.emplace_back(*address + range->offset, *address + range->offset + range->bytes);
   }
   std::sort(ranges.begin(), ranges.end());
-  std::uint64_t held = 0;
   for (const auto& [begin, end] : ranges) {
-    if (!windows_.empty() && begin <= windows_.back().end + kGap && end - windows_.back().begin <= kWindow) {
-      held += end > windows_.back().end ? end - windows_.back().end : 0;
+    if (!windows_.empty() && begin <= windows_.back().end + kGap && end - windows_.back().begin <= kWindow)
       windows_.back().end = std::max(windows_.back().end, end);
-    } else {
-      if (held + (end - begin) > kTotal) break;
-      held += end - begin;
+    else
       windows_.push_back({begin, end, {}});
-    }
   }
   // A window of one range saves nothing.
   std::erase_if(windows_, [&](const Window& w) {
@@ -520,11 +585,22 @@ void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes,
   if (it != windows_.begin()) {
     Window& w = *std::prev(it);
     if (address >= w.begin && address + bytes <= w.end) {
-      if (w.data.empty()) {
-        w.data.resize(w.end - w.begin);
-        raw_file_.read_at(w.begin, w.data.data(), w.data.size(), "read " + path_);
+      if (!w.data) {
+        constexpr std::uint64_t kHeld = 32 << 20;
+        const std::uint64_t size = w.end - w.begin;
+        while (!loaded_windows_.empty() && loaded_bytes_ + size > kHeld) {
+          Window& oldest = windows_[loaded_windows_.front()];
+          loaded_bytes_ -= oldest.end - oldest.begin;
+          oldest.data.reset();
+          loaded_windows_.pop_front();
+        }
+        std::unique_ptr<char[]> data(new char[size]);
+        raw_file_.read_at(w.begin, data.get(), size, "read " + path_);
+        w.data = std::move(data);
+        loaded_windows_.push_back(static_cast<std::size_t>(&w - windows_.data()));
+        loaded_bytes_ += size;
       }
-      std::memcpy(out, w.data.data() + (address - w.begin), bytes);
+      std::memcpy(out, w.data.get() + (address - w.begin), bytes);
       return;
     }
   }
@@ -537,8 +613,8 @@ void ContainerReader::Impl::read_block(const std::string& group, const std::stri
 }
 
 void ContainerReader::Impl::read_block_unchecked(const std::string& group, const std::string& name, DType dtype,
-                                                 const Shape& shape, const Block& block, void* out) {
-  OpenDataset& ds = open_tensor(group, name, dtype, shape);
+                                                 const Shape& shape, const Block& block, void* out, bool maybe_packed) {
+  OpenDataset& ds = open_tensor(group, name, dtype, shape, maybe_packed);
   if (ds.address) {
     if (const auto range = contiguous_range(ds.shape, block, ds.esz)) {
       if (range->bytes > 0) read_raw(*ds.address + range->offset, range->bytes, out);
@@ -554,7 +630,7 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
         throw UsageError("read_block: block " + describe_block(block) + " lies outside /" + group + "/" + name);
     char* bytes = static_cast<char*>(out);
     for_each_run(ds.shape, block, ds.esz, [&](std::uint64_t at, std::uint64_t to, std::uint64_t n) {
-      read_packed(*ds.packed, at, n, bytes + to);
+      read_packed(*ds.packed->packed, ds.packed->offset + at, n, bytes + to);
     });
     return;
   }
@@ -570,10 +646,42 @@ void ContainerReader::Impl::read_block_unchecked(const std::string& group, const
         "read block " + describe_block(block) + " of " + where + " in " + path_);
 }
 
+void ContainerReader::Impl::read_stored_block(const IndexTensor& tensor, const Block& block, void* out) {
+  if (!tensor.packed_offset) {
+    reading(path_,
+            [&] { read_block_unchecked(tensor.group, tensor.name, tensor.dtype, tensor.shape, block, out, false); });
+    return;
+  }
+  reading(path_, [&] {
+    const PackedDataset& packed = packed_of(tensor);
+    const Shape& shape = tensor.shape;
+    const std::size_t esz = dtype_size(tensor.dtype);
+    if (block.count.size() != shape.size() || block.offset.size() != shape.size())
+      throw UsageError("read_block: the block's rank differs from the tensor's");
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (block.offset[d] < 0 || block.count[d] < 0 || block.offset[d] > shape[d] ||
+          block.count[d] > shape[d] - block.offset[d])
+        throw UsageError("read_block: block " + describe_block(block) + " lies outside /" + tensor.group + "/" +
+                         tensor.name);
+    if (const auto range = contiguous_range(shape, block, esz)) {
+      read_packed(packed, *tensor.packed_offset + range->offset, range->bytes, static_cast<char*>(out));
+      return;
+    }
+    char* bytes = static_cast<char*>(out);
+    for_each_run(shape, block, esz, [&](std::uint64_t at, std::uint64_t to, std::uint64_t n) {
+      read_packed(packed, *tensor.packed_offset + at, n, bytes + to);
+    });
+  });
+}
+
 void ContainerReader::Impl::close() {
   windows_.clear();
+  loaded_windows_.clear();
+  loaded_bytes_ = 0;
   tensors_.clear();
   packed_tensors_.clear();
+  packed_by_name_.clear();
+  packed_records_.clear();
   packed_datasets_.clear();
   groups_.clear();
   std::string error;
@@ -599,6 +707,9 @@ std::vector<std::uint64_t> ContainerReader::read_u64(const char* path, std::uint
 void ContainerReader::read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                                  const Block& block, void* out) {
   impl_->read_block(group, name, dtype, shape, block, out);
+}
+void ContainerReader::read_stored_block(const IndexTensor& tensor, const Block& block, void* out) {
+  impl_->read_stored_block(tensor, block, out);
 }
 void ContainerReader::plan_reads(const std::vector<BlockRequest>& requests) { impl_->plan_reads(requests); }
 void ContainerReader::enable_direct_io() { impl_->enable_direct_io(); }

@@ -63,18 +63,19 @@ class ContainerReader {
   void read_block(const std::string& group, const std::string& name, DType dtype, const Shape& shape,
                   const Block& block, void* out);
 
-  // A block that read_block will be asked for.
+  // Reads `block` of a tensor of the index that read_index returned into `out`, as
+  // read_block does, but finds a packed tensor through its index record instead of by name.
+  void read_stored_block(const IndexTensor& tensor, const Block& block, void* out);
+
+  // A block of a tensor of the index that read_stored_block will be asked for.
   struct BlockRequest {
-    const std::string* group;
-    const std::string* name;
-    DType dtype;
-    const Shape* shape;
+    const IndexTensor* tensor;
     const Block* block;
   };
-  // Optional hint before many read_block calls: the file ranges of small contiguous blocks
-  // are merged (over small gaps) into windows of the file that are each read with one call
-  // when first needed, and later read_block calls within a window are served from memory.
-  // Checks each tensor as read_block does.
+  // Optional hint before many read_stored_block calls: the file ranges of small contiguous
+  // blocks are merged (over small gaps) into windows of the file that are each read with one
+  // call when first needed, and later reads within a window are served from memory. Checks
+  // each tensor as read_stored_block does.
   void plan_reads(const std::vector<BlockRequest>& requests);
 
   // From now on the page-aligned middle of every large contiguous read of tensor data goes

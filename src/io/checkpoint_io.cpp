@@ -36,6 +36,12 @@ using detail::seconds_since;
 
 CheckpointIO::CheckpointIO(MPI_Comm comm, fs::path root, CheckpointOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->comm = Comm(comm);
+  // Where ranks outnumber the cores, a rank that waits in one of ckptio's collectives sleeps
+  // between polls instead of spinning, leaving the core to the ranks that still work.
+  if (detail::node_oversubscribed(impl_->comm)) {
+    impl_->comm.sleep_while_waiting();
+    detail::log_debug("more ranks than cores on this node: waits in collectives sleep between polls");
+  }
   impl_->options = detail::with_environment(impl_->comm, options);
   impl_->staging.set_huge_pages(options.staging_huge_pages);
   impl_->root = fs::absolute(root).lexically_normal();

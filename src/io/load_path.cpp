@@ -117,23 +117,23 @@ struct FileLoad {
   detail::h5::ContainerIndex index;
   LoadResult result;
   std::vector<LocalTensor> local;
-  // The file's tensors by group (index into kGroupNames) and name; the names are the index's.
-  struct StoredKey {
-    int group;
-    std::string_view name;
-    bool operator==(const StoredKey&) const = default;
-  };
-  struct StoredKeyHash {
-    std::size_t operator()(const StoredKey& k) const noexcept {
-      return std::hash<std::string_view>()(k.name) ^ static_cast<std::size_t>(k.group);
-    }
-  };
-  std::unordered_map<StoredKey, std::size_t, StoredKeyHash> stored;
-  const detail::h5::IndexTensor* find_stored(int group, std::string_view name) const {
-    const auto it = stored.find({group, name});
-    return it == stored.end() ? nullptr : &index.tensors[it->second];
+  // The file's tensors as (hash of group and name, position in the index), sorted: one
+  // allocation, where a hash map takes one per tensor. stored_group: each one's group (index
+  // into kGroupNames).
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> stored;
+  std::vector<std::uint8_t> stored_group;
+  static std::uint64_t key_hash(int group, std::string_view name) {
+    return detail::xxh3_64(name.data(), name.size()) ^ (static_cast<std::uint64_t>(group) * 0x9E3779B97F4A7C15ull);
   }
-  std::vector<detail::TensorDecl> requests;  // this rank's pieces of stored tensors
+  // The stored tensor's position in the index, or -1.
+  std::ptrdiff_t find_stored(int group, std::string_view name) const {
+    const std::uint64_t h = key_hash(group, name);
+    for (auto it = std::lower_bound(stored.begin(), stored.end(), std::make_pair(h, std::uint32_t{0}));
+         it != stored.end() && it->first == h; ++it)
+      if (stored_group[it->second] == group && index.tensors[it->second].name == name) return it->second;
+    return -1;
+  }
+  std::vector<detail::StoredRequest> requests;  // this rank's pieces of stored tensors
   std::vector<const LocalTensor*> request_tensor;
   detail::WritePlan read_plan;
 
@@ -181,12 +181,15 @@ void FileLoad::open() {
     result.running = detail::h5::decode_running_state(rs, file_name);
   });
   stored.reserve(index.tensors.size());
+  stored_group.reserve(index.tensors.size());
   for (std::size_t i = 0; i < index.tensors.size(); ++i) {
     const auto& t = index.tensors[i];
     const int group = static_cast<int>(std::find(std::begin(kGroupNames), std::end(kGroupNames), t.group) -
                                        std::begin(kGroupNames));  // decode_index checked the group
-    stored.emplace(StoredKey{group, t.name}, i);
+    stored.emplace_back(key_hash(group, t.name), static_cast<std::uint32_t>(i));
+    stored_group.push_back(static_cast<std::uint8_t>(group));
   }
+  std::sort(stored.begin(), stored.end());
 }
 
 // Keys: what any rank asks for against what the file holds. Which stored tensors some rank
@@ -195,8 +198,8 @@ void FileLoad::check_keys() {
   std::vector<std::uint64_t> asked((index.tensors.size() + 63) / 64, 0);
   std::string my_missing;
   for (const auto& t : local) {
-    if (const auto it = stored.find({t.group, *t.name}); it != stored.end())
-      asked[it->second / 64] |= std::uint64_t{1} << (it->second % 64);
+    if (const std::ptrdiff_t i = find_stored(t.group, *t.name); i >= 0)
+      asked[i / 64] |= std::uint64_t{1} << (i % 64);
     else
       my_missing += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
   }
@@ -248,9 +251,9 @@ void FileLoad::check_requests() {
   agreed([&] {
     for (const auto& t : local) {
       const std::string group = kGroupNames[t.group];
-      const detail::h5::IndexTensor* found = find_stored(t.group, *t.name);
-      if (!found) continue;  // reported as missing
-      const auto& st = *found;
+      const std::ptrdiff_t position = find_stored(t.group, *t.name);
+      if (position < 0) continue;  // reported as missing
+      const auto& st = index.tensors[static_cast<std::size_t>(position)];
       const std::string where =
           file_name + ": tensor " + qualified(group, *t.name) + " on rank " + std::to_string(rank);
       if (st.dtype != t.shard->dtype)
@@ -259,17 +262,23 @@ void FileLoad::check_requests() {
       if (st.shape != t.shard->global_shape)
         throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(t.shard->global_shape) +
                             " but stored with " + detail::shape_to_string(st.shape));
-      detail::TensorDecl d{t.group, *t.name, st.dtype, st.shape, {}};
-      for (const auto& seg : t.segments) d.segments.push_back(seg.block);
-      requests.push_back(std::move(d));
+      detail::StoredRequest q{static_cast<std::uint32_t>(position), {}};
+      q.segments.reserve(t.segments.size());
+      for (const auto& seg : t.segments) q.segments.push_back(seg.block);
+      requests.push_back(std::move(q));
       request_tensor.push_back(&t);
     }
   });
-  const auto gathered = comm.allgather_bytes(detail::encode_decls(requests));
+  // Tensors travel as their positions in the index, which every rank decoded alike.
+  const auto gathered = comm.allgather_bytes(detail::encode_stored_requests(requests));
   agreed([&] {
-    std::vector<std::vector<detail::TensorDecl>> all;
-    for (const auto& bytes : gathered) all.push_back(detail::decode_decls(bytes));
-    read_plan = detail::make_write_plan(all, detail::Coverage::Partial);
+    std::vector<std::vector<detail::StoredRequest>> all;
+    all.reserve(gathered.size());
+    for (const auto& bytes : gathered) all.push_back(detail::decode_stored_requests(bytes, index.tensors.size()));
+    read_plan = detail::make_read_plan(all, index.tensors.size(), [&](std::size_t i, detail::PlannedTensor& t) {
+      t.group = stored_group[i];
+      t.dtype = index.tensors[i].dtype;
+    });
   });
 }
 
@@ -278,21 +287,23 @@ void FileLoad::read_pieces() {
   detail::fault_point("load.read", rank);
   {
     // Small pieces are read together, a window of the file at a time.
-    std::vector<std::string> groups(std::begin(kGroupNames), std::end(kGroupNames));
     std::vector<detail::h5::ContainerReader::BlockRequest> mine;
     for (const auto& t : read_plan.tensors)
       for (const auto& p : t.pieces)
-        if (p.writer == rank) mine.push_back({&groups[t.group], &t.name, t.dtype, &t.shape, &p.block});
+        if (p.writer == rank) {
+          mine.push_back({&index.tensors[t.stored], &p.block});
+        }
     reader->plan_reads(mine);
   }
   for (const auto& t : read_plan.tensors)
     for (const auto& p : t.pieces) {
       if (p.writer != rank) continue;
       char* out = piece_memory(p.writer_decl, p.writer_segment);
+      const auto& st = index.tensors[t.stored];
       if (options.verify)
-        detail::read_block_verified(*reader, file_name, *find_stored(t.group, t.name), index.chunk_bytes, p.block, out);
+        detail::read_block_verified(*reader, file_name, st, index.chunk_bytes, p.block, out);
       else
-        reader->read_block(kGroupNames[t.group], t.name, t.dtype, t.shape, p.block, out);
+        reader->read_stored_block(st, p.block, out);
     }
 }
 

@@ -76,7 +76,7 @@ void SaveTransaction::plan(bool allow_device) {
     std::vector<std::vector<TensorDecl>> all;
     all.reserve(gathered.size());
     for (const auto& g : gathered) all.push_back(decode_decls(g));
-    plan_ = make_write_plan(all, nodes_ > 0 ? Coverage::Partial : Coverage::Required);
+    plan_ = make_write_plan(std::move(all), nodes_ > 0 ? Coverage::Partial : Coverage::Required);
     fault_point_of("plan");
   });
   name_ = checkpoint_file_name(snapshot_->running.epoch, snapshot_->running.global_step);

@@ -114,7 +114,7 @@ class ContainerSource final : public TensorSource {
   void read_block(std::size_t index, const Block& block, void* out) override {
     const std::lock_guard hdf5_lock(h5::library_mutex());
     if (!verify_)
-      reader_->read_block(group_, stored_[index]->name, stored_[index]->dtype, stored_[index]->shape, block, out);
+      reader_->read_stored_block(*stored_[index], block, out);
     else
       read_block_verified(*reader_, file_, *stored_[index], index_.chunk_bytes, block, static_cast<char*>(out));
   }

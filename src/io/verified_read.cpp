@@ -59,7 +59,7 @@ struct PieceView {
     const auto& p = piece();
     for (auto blk : flat_range_to_blocks(p.block.count, a, b)) {
       for (std::size_t d = 0; d < blk.offset.size(); ++d) blk.offset[d] += p.block.offset[d];
-      reader.read_block(tensor.group, tensor.name, tensor.dtype, tensor.shape, blk, out);
+      reader.read_stored_block(tensor, blk, out);
       out += static_cast<std::size_t>(block_volume(blk)) * esz;
     }
   }

@@ -191,4 +191,16 @@ double Comm::allreduce_max(double value) const {
   return out;
 }
 
+bool node_oversubscribed(const Comm& comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type (ranks on this node)");
+  int node_ranks = 1;
+  const int rc = MPI_Comm_size(node, &node_ranks);
+  MPI_Comm_free(&node);
+  check_mpi(rc, "MPI_Comm_size (ranks on this node)");
+  const unsigned cores = std::thread::hardware_concurrency();  // 0: unknown
+  return cores > 0 && static_cast<unsigned>(node_ranks) > cores;
+}
+
 }  // namespace ckptio::detail

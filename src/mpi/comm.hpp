@@ -63,4 +63,8 @@ class Comm {
 // Throws ckptio::Error naming `what` when an MPI call fails.
 void check_mpi(int rc, const char* what);
 
+// Whether this rank's node runs more of comm's ranks than it has cores online: there a rank
+// that spins in a collective takes a core from a rank that still works. Collective over comm.
+bool node_oversubscribed(const Comm& comm);
+
 }  // namespace ckptio::detail

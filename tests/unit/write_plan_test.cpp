@@ -153,5 +153,66 @@ TEST(WritePlan, DamagedDeclarationsAreFormatErrors) {
   EXPECT_THROW(decode_decls(bad_dtype), FormatError);
 }
 
+TEST(ReadPlan, TensorsAreNamedByIndexPositionAndReplicasReadOnce) {
+  // 5 stored tensors; rank 0 asks for rows 0-1 of tensor 1 and all of tensor 3, rank 1 for
+  // rows 2-3 of tensor 1 and all of tensor 3 (a replica): tensors 0, 2 and 4 are not planned.
+  std::vector<std::vector<StoredRequest>> per_rank(2);
+  per_rank[0] = {{3, {Block{{0}, {8}}}}, {1, {Block{{0, 0}, {2, 2}}}}};
+  per_rank[1] = {{1, {Block{{2, 0}, {2, 2}}}}, {3, {Block{{0}, {8}}}}};
+  std::vector<std::size_t> described;
+  const WritePlan plan = make_read_plan(per_rank, 5, [&](std::size_t i, PlannedTensor& t) {
+    described.push_back(i);
+    t.group = static_cast<int>(i % 3);
+    t.dtype = i == 3 ? DType::F64 : DType::F32;
+  });
+  EXPECT_EQ(described, (std::vector<std::size_t>{1, 3}));
+  ASSERT_EQ(plan.tensors.size(), 2u);
+  EXPECT_EQ(plan.tensors[0].stored, 1u);
+  EXPECT_EQ(plan.tensors[0].group, 1);
+  EXPECT_TRUE(plan.tensors[0].name.empty());
+  ASSERT_EQ(plan.tensors[0].pieces.size(), 2u);
+  EXPECT_EQ(plan.tensors[0].pieces[0].writer, 0);
+  EXPECT_EQ(plan.tensors[0].pieces[0].writer_decl, 1);
+  EXPECT_EQ(plan.tensors[0].pieces[1].writer, 1);
+  EXPECT_EQ(plan.tensors[0].pieces[1].writer_decl, 0);
+  EXPECT_EQ(plan.tensors[0].pieces[1].bytes, 16u);
+  const auto& replica = plan.tensors[1];
+  EXPECT_EQ(replica.stored, 3u);
+  EXPECT_EQ(replica.dtype, DType::F64);
+  ASSERT_EQ(replica.pieces.size(), 1u);
+  EXPECT_EQ(replica.pieces[0].holders, (std::vector<int>{0, 1}));
+  EXPECT_EQ(replica.pieces[0].holder_locations, (std::vector<std::pair<int, int>>{{0, 0}, {1, 0}}));
+  EXPECT_EQ(replica.pieces[0].bytes, 64u);
+  EXPECT_EQ(replica.pieces[0].writer, 0);  // largest first, to the lowest rank on a tie
+  EXPECT_EQ(plan.bytes_per_rank, (std::vector<std::uint64_t>{80, 16}));
+}
+
+TEST(ReadPlan, RequestsRoundTripAndDamageIsAFormatError) {
+  const std::vector<StoredRequest> requests = {
+      {7, {Block{{1, 0}, {2, 4}}, Block{{3, 0}, {1, 4}}}}, {0, {Block{{}, {}}}}, {2, {}}};
+  const std::string bytes = encode_stored_requests(requests);
+  const auto back = decode_stored_requests(bytes, 8);
+  ASSERT_EQ(back.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(back[i].tensor, requests[i].tensor);
+    EXPECT_EQ(back[i].segments, requests[i].segments);
+  }
+  EXPECT_TRUE(decode_stored_requests(encode_stored_requests({}), 0).empty());
+  for (std::size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_THROW(decode_stored_requests(bytes.substr(0, n), 8), FormatError) << "truncated to " << n << " bytes";
+  try {
+    decode_stored_requests(bytes, 7);
+    ADD_FAILURE() << "a position beyond the index accepted";
+  } catch (const FormatError& e) {
+    EXPECT_STREQ(e.what(), "load requests: tensor 7 beyond the index's 7");
+  }
+  try {
+    decode_stored_requests(bytes + "x", 8);
+    ADD_FAILURE() << "trailing bytes accepted";
+  } catch (const FormatError& e) {
+    EXPECT_STREQ(e.what(), "load requests: trailing bytes after the encoding");
+  }
+}
+
 }  // namespace
 }  // namespace ckptio::detail
