@@ -114,3 +114,26 @@ check_finished() {
   expect_line "$out" '^=== job [0-9]+ step 1: mpirun exited with [1-9]'
   expect_equal "final digest" "$3" "$(digest_in "$out")"
 }
+
+# requeued_with_local_level <name> <taken> <second nodes>: the trainer as a 2-node job on
+# node1+node2 (2 ranks each) that saves locally every step and flushes only every 1000th save,
+# preempted once it reported the local save of step 10: a job of the high partition takes the
+# nodes <taken> (comma-separated) and the job requeues onto <second nodes>. The guard's save
+# before the requeue is a flush, so the shared root holds exactly the stopping step. Checks
+# the requeue (check_requeued_once: the digest of an uninterrupted run) and the shared root;
+# sets JOB and STOP_STEP.
+requeued_with_local_level() {
+  local name=$1 taken=$2 second=$3 expected job
+  expected=$(reference_digest 4 --steps 80)
+  LEVEL_NAMES+=("$name")
+  submit_nodes "$name" -p low -N 2 --ntasks-per-node=2 --exclusive -- --steps 80 --ckpt-every 1 --flush-every 1000 \
+    --step-sleep-ms 100 --walltime-margin 10 --local-dir "$(local_dir_of "$name" %j)"
+  job=$JOB
+  wait_until 90 grep -qs "^saved $(local_dir_of "$name" "$job")/node0/epoch0-global_step10\\.h5 " "$WORK/$name.out"
+  preempt_onto_other_nodes "$job" "$taken" "node[1-2]" "$second"
+  show_restores "$name"
+  check_requeued_once "$name" "$job" "$expected" 4
+  # The only checkpoint of the shared root is the guard's flush of the stopping step.
+  expect_equal "shared root" "epoch0-global_step$STOP_STEP.h5" "$(cd "$WORK/$name" && ls -- *.h5)"
+  JOB=$job
+}
