@@ -17,7 +17,7 @@ remove_local_folders() {
   [[ -f $CKPTIO_VCLUSTER_DIR/nodes ]] || return 0
   while read -r node; do
     for name in "${LEVEL_NAMES[@]}"; do
-      "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
+      in_node "$node" sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
     done
   done <"$CKPTIO_VCLUSTER_DIR/nodes"
 }
@@ -35,25 +35,15 @@ local_dir_of() { echo "/local/ckptio-$1-$2"; }
 
 # submit_steps <name> <runs> <sbatch options...> -- <trainer flags...>: submits the trainer as
 # <runs> job steps of one job (no requeue), shared root $WORK/<name>, output $WORK/<name>.out,
-# node-local folder local_dir_of <name> <job>; sets JOB.
+# node-local folder local_dir_of <name> <job> (submit, with multilevel_steps.sh as the batch
+# script); sets JOB.
 submit_steps() {
   local name=$1 runs=$2
   shift 2
-  local sbatch_args=()
-  while [[ $1 != -- ]]; do
-    sbatch_args+=("$1")
-    shift
-  done
-  shift
   mkdir -p "$WORK/$name.markers"
   LEVEL_NAMES+=("$name")
-  echo "+ sbatch ${sbatch_args[*]} multilevel_steps.sh $runs train_toy $* --local-dir $(local_dir_of "$name" %j)"
-  JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" --no-requeue "${sbatch_args[@]}" \
-    "$STEPS_SCRIPT" "$runs" "$WORK/$name.markers" "$TRAINER" --ckpt-dir "$WORK/$name" \
-    --local-dir "$(local_dir_of "$name" %j)" "$@")
-  JOB=${JOB%%;*}
-  JOBS+=("$JOB")
-  echo "  job $JOB"
+  local BATCH_SCRIPT=("$STEPS_SCRIPT" "$runs" "$WORK/$name.markers")
+  submit "$name" --no-requeue "$@" --local-dir "$(local_dir_of "$name" %j)"
 }
 
 # kill_rank_after_save <name> <node> <step>: SIGKILLs one rank of the run on <node> as soon as
