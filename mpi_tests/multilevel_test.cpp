@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <utility>
 
 #include "ckptio/verify.hpp"
 #include "io/save_transaction.hpp"
@@ -61,6 +62,17 @@ class LocalLevelTest : public ::testing::Test {
     EXPECT_EQ(state.check(), "");
     return result.value_or(LoadResult{});
   }
+  // Saves steps 1..4, lets rank 0 do to the local folders what a failure would (the other
+  // ranks wait for it), then restarts.
+  template <class Damage>
+  LoadResult save_four_then_restart_after(TestState& state, Damage&& damage_on_rank0) {
+    state.fill();
+    save_four(state);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank() == 0) std::forward<Damage>(damage_on_rank0)();
+    MPI_Barrier(MPI_COMM_WORLD);
+    return restart(state);
+  }
 
   int n = 0;
   SharedTempDir shared;
@@ -110,12 +122,8 @@ TEST_F(LocalLevelTest, EverySaveIsLocalAndEveryThirdIsFlushed) {
 
 TEST_F(LocalLevelTest, ReplacedNodeIsRestoredFromItsPartnerCopy) {
   TestState state(specs, world_rank(), n);
-  state.fill();
-  save_four(state);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank() == 0) fs::remove_all(node_folder(1));  // node 1's local storage is new
-  MPI_Barrier(MPI_COMM_WORLD);
-  const LoadResult result = restart(state);
+  // Node 1's local storage is new.
+  const LoadResult result = save_four_then_restart_after(state, [&] { fs::remove_all(node_folder(1)); });
   EXPECT_EQ(result.level, "local");
   EXPECT_EQ(result.running.global_step, 4);
   MPI_Barrier(MPI_COMM_WORLD);
@@ -127,43 +135,30 @@ TEST_F(LocalLevelTest, ReplacedNodeIsRestoredFromItsPartnerCopy) {
 // reads the copy it holds of its own pieces where it lies.
 TEST_F(LocalLevelTest, NodesThatSwappedIndicesReadThePartnerCopiesTheyHold) {
   TestState state(specs, world_rank(), n);
-  state.fill();
-  save_four(state);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank() == 0) {
+  const LoadResult result = save_four_then_restart_after(state, [&] {
     const fs::path node0 = local.path() / "simulated-node0";
     const fs::path node1 = local.path() / "simulated-node1";
     fs::rename(node0, local.path() / "swap");
     fs::rename(node1, node0);
     fs::rename(local.path() / "swap", node1);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  const LoadResult result = restart(state);
+  });
   EXPECT_EQ(result.level, "local");
   EXPECT_EQ(result.running.global_step, 4);
 }
 
 TEST_F(LocalLevelTest, LostOwnAndPartnerCopyFallsBackToTheNewestFlush) {
   TestState state(specs, world_rank(), n);
-  state.fill();
-  save_four(state);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank() == 0) {
+  const LoadResult result = save_four_then_restart_after(state, [&] {
     fs::remove_all(node_folder(1));
     fs::remove_all(partner_copy(0, 1, 4).parent_path());
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  const LoadResult result = restart(state);
+  });
   EXPECT_EQ(result.level, "shared");
   EXPECT_EQ(result.running.global_step, 3);
 }
 
 TEST_F(LocalLevelTest, FlippedByteInALocalContainerIsSkippedForThePartnerCopy) {
   TestState state(specs, world_rank(), n);
-  state.fill();
-  save_four(state);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank() == 0) {
+  const LoadResult result = save_four_then_restart_after(state, [&] {
     const fs::path victim = node_folder(1) / step_file(4);
     std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
     const auto middle = static_cast<std::streamoff>(fs::file_size(victim) / 2);
@@ -173,9 +168,7 @@ TEST_F(LocalLevelTest, FlippedByteInALocalContainerIsSkippedForThePartnerCopy) {
     c = static_cast<char>(c ^ 0x01);
     f.seekp(middle);
     f.write(&c, 1);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  const LoadResult result = restart(state);
+  });
   EXPECT_EQ(result.level, "local");
   EXPECT_EQ(result.running.global_step, 4);
 }

@@ -86,6 +86,51 @@ py::dict safetensors_info_to_python(const SafetensorsInfo& info) {
   return out;
 }
 
+// Runs a call of the library with the GIL released (it may take long, and collective calls
+// must not hold up other Python threads) and returns its result.
+template <class Call>
+auto without_gil(Call&& call) {
+  py::gil_scoped_release release;
+  return std::forward<Call>(call)();
+}
+
+// The fields of a listing entry that both levels have.
+template <class Entry>
+py::dict listing_entry_to_python(const Entry& entry) {
+  py::dict d;
+  d["path"] = entry.path.string();
+  d["name"] = entry.name;
+  d["epoch"] = entry.epoch;
+  d["global_step"] = entry.global_step;
+  d["file_bytes"] = entry.file_bytes;
+  d["modified"] = entry.modified;
+  return d;
+}
+
+py::dict checkpoint_entry_to_python(const CheckpointEntry& entry) {
+  py::dict d = listing_entry_to_python(entry);
+  d["is_latest"] = entry.is_latest;
+  return d;
+}
+
+py::dict local_checkpoint_entry_to_python(const LocalCheckpointEntry& entry) {
+  py::dict d = listing_entry_to_python(entry);
+  d["holder"] = entry.holder;
+  d["node"] = entry.node;
+  d["partner_copy"] = entry.partner_copy;
+  d["committed"] = entry.committed;
+  d["job"] = entry.job;
+  d["nodes"] = entry.nodes;
+  return d;
+}
+
+template <class Entry>
+py::list entries_to_python(const std::vector<Entry>& entries, py::dict (*to_python)(const Entry&)) {
+  py::list out;
+  for (const auto& entry : entries) out.append(to_python(entry));
+  return out;
+}
+
 }  // namespace
 
 void bind_tools(py::module_& m) {
@@ -189,52 +234,14 @@ void bind_tools(py::module_& m) {
   m.def(
       "list_checkpoints",
       [](const std::string& root) {
-        std::vector<CheckpointEntry> entries;
-        {
-          py::gil_scoped_release release;
-          entries = list_checkpoints(root);
-        }
-        py::list out;
-        for (const auto& entry : entries) {
-          py::dict d;
-          d["path"] = entry.path.string();
-          d["name"] = entry.name;
-          d["epoch"] = entry.epoch;
-          d["global_step"] = entry.global_step;
-          d["file_bytes"] = entry.file_bytes;
-          d["modified"] = entry.modified;
-          d["is_latest"] = entry.is_latest;
-          out.append(d);
-        }
-        return out;
+        return entries_to_python(without_gil([&] { return list_checkpoints(root); }), checkpoint_entry_to_python);
       },
       py::arg("root"));
   m.def(
       "list_local_checkpoints",
       [](const std::string& local_dir) {
-        std::vector<LocalCheckpointEntry> entries;
-        {
-          py::gil_scoped_release release;
-          entries = list_local_checkpoints(local_dir);
-        }
-        py::list out;
-        for (const auto& entry : entries) {
-          py::dict d;
-          d["path"] = entry.path.string();
-          d["name"] = entry.name;
-          d["epoch"] = entry.epoch;
-          d["global_step"] = entry.global_step;
-          d["holder"] = entry.holder;
-          d["node"] = entry.node;
-          d["partner_copy"] = entry.partner_copy;
-          d["committed"] = entry.committed;
-          d["job"] = entry.job;
-          d["nodes"] = entry.nodes;
-          d["file_bytes"] = entry.file_bytes;
-          d["modified"] = entry.modified;
-          out.append(d);
-        }
-        return out;
+        return entries_to_python(without_gil([&] { return list_local_checkpoints(local_dir); }),
+                                 local_checkpoint_entry_to_python);
       },
       py::arg("local_dir"));
 }

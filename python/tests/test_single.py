@@ -297,3 +297,21 @@ def test_local_level_options_reach_the_library(comm, shared_dir, tmp_path):
     # Step 3 is local only (the 2nd save was the flush), and the newest: restored from the local level.
     assert result.level == "local" and result.running.global_step == 3
     assert torch.equal(back, w + 2)
+
+
+def test_listings_of_both_levels(comm, shared_dir, tmp_path):
+    local = tmp_path / "local"
+    with ckptio.CheckpointIO(comm, shared_dir, local_dir=str(local), flush_every=2, partner_copies=0) as io:
+        for g in (1, 2, 3):
+            io.save(ckptio.Snapshot(model={"w": torch.ones(8) * g}, running=ckptio.RunningState(global_step=g)))
+    # Step 2 was the flush; the local step 1, older than it, was pruned.
+    shared = ckptio.list_checkpoints(shared_dir)
+    assert [(c["name"], c["global_step"], c["is_latest"]) for c in shared] == [("epoch0-global_step2.h5", 2, True)]
+    assert set(shared[0]) == {"path", "name", "epoch", "global_step", "file_bytes", "modified", "is_latest"}
+    copies = ckptio.list_local_checkpoints(local)
+    assert [c["global_step"] for c in copies] == [2, 3]
+    for c in copies:
+        assert set(c) == {"path", "name", "epoch", "global_step", "file_bytes", "modified", "holder", "node",
+                          "partner_copy", "committed", "job", "nodes"}
+        assert c["path"] == str(local / "node0" / c["name"]) and c["file_bytes"] == os.path.getsize(c["path"])
+        assert (c["holder"], c["node"], c["partner_copy"], c["committed"], c["nodes"]) == ("", 0, False, True, 1)

@@ -22,15 +22,8 @@ namespace fs = std::filesystem;
 
 namespace ckptio {
 
-using detail::agree_failure;
-using detail::byte_pointer;
 using detail::collect_local_tensors;
 using detail::Comm;
-using detail::Failure;
-using detail::fixed;
-using detail::human_bytes;
-using detail::LocalTensor;
-using detail::qualified;
 using detail::run_agreed;
 using detail::seconds_since;
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <map>
 
@@ -298,116 +299,142 @@ void publish_export(const Source& source, const std::vector<std::vector<std::siz
   detail::fsync_directory(out_path.parent_path());
 }
 
-}  // namespace
+// The output as the caller named it: its absolute path, its file name without
+// ".safetensors" (the stem of shard and index names) and the index of a sharded export.
+struct OutputName {
+  fs::path path;
+  std::string stem;
+  fs::path folder() const { return path.parent_path(); }
+  fs::path index() const { return folder() / (stem + ".safetensors.index.json"); }
+};
 
-ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, const std::string& group,
-                                const fs::path& out, const ExportOptions& options) {
-  const Comm comm(user_comm);
-  const int rank = comm.rank();
-  if (out.empty()) throw UsageError("export: the output path is empty");  // the same on every rank
+OutputName output_name(const fs::path& out) {
+  OutputName name{fs::absolute(out).lexically_normal(), {}};
+  name.stem = name.path.filename().string();
+  if (name.stem.size() > 12 && name.stem.substr(name.stem.size() - 12) == ".safetensors")
+    name.stem.resize(name.stem.size() - 12);
+  return name;
+}
 
-  // 1. Rank 0 reads the container's index; every rank gets the same plan.
-  const std::string encoded =
-      detail::agreed_from_rank0(comm, "export", [&] { return encode_source(read_source(checkpoint, group, options)); });
-  const Source source = decode_source(encoded);
-
-  const fs::path out_path = fs::absolute(out).lexically_normal();
-  std::string stem = out_path.filename().string();
-  if (stem.size() > 12 && stem.substr(stem.size() - 12) == ".safetensors") stem.resize(stem.size() - 12);
-  const auto shards = split_into_shards(source.tensors, options.max_shard_size);
-  const auto metadata = export_metadata(source, options);
-
-  ExportPlan plan = plan_export(source, shards, out_path, stem, metadata, options, comm.size());
-  ExportResult& result = plan.result;
-  const auto& headers = plan.headers;
-  std::uint64_t my_total = 0;
-  for (std::size_t c = 0; c < plan.chunks.size(); ++c)
-    if (plan.owner[c] == rank) my_total += plan.chunks[c].bytes;
-
-  // 2. Open every shard's temporary file, write the header (rank 0) and the chunks.
+// Each output file is written as "<file>.partial" and renamed into place at the end.
+std::vector<fs::path> partial_paths(const std::vector<fs::path>& files) {
   std::vector<fs::path> partials;
-  for (const auto& f : result.files) partials.push_back(f.string() + ".partial");
+  for (const auto& f : files) partials.push_back(f.string() + ".partial");
+  return partials;
+}
+
+// Rank 0 checks that the outputs may be written (the folder exists, no output is the source)
+// and creates every temporary file empty; a failure is thrown on every rank.
+void create_partials(const Comm& comm, const Source& source, const OutputName& name, const std::vector<fs::path>& files,
+                     bool sharded, const std::vector<fs::path>& partials) {
   detail::run_agreed(comm, "export", [&] {
-    if (rank != 0) return;
-    if (!fs::is_directory(out_path.parent_path()))
-      throw IoError("output folder " + out_path.parent_path().string() + " does not exist");
-    detail::check_export_outputs(
-        source.path, result.files,
-        shards.size() > 1 ? std::optional<fs::path>(out_path.parent_path() / (stem + ".safetensors.index.json"))
-                          : std::nullopt);
+    if (comm.rank() != 0) return;
+    if (!fs::is_directory(name.folder())) throw IoError("output folder " + name.folder().string() + " does not exist");
+    detail::check_export_outputs(source.path, files, sharded ? std::optional<fs::path>(name.index()) : std::nullopt);
     for (const auto& p : partials) {
       detail::remove_file_if_exists(p);
       detail::create_empty_file(p);  // reports a refusing folder with its errno
     }
   });
+}
+
+// Rank 0 removes the temporary files of a failed export; never throws.
+void remove_partials(const Comm& comm, const std::vector<fs::path>& partials) {
+  if (comm.rank() != 0) return;
+  for (const auto& p : partials) {
+    try {
+      detail::remove_file_if_exists(p);
+    } catch (...) {
+    }
+  }
+}
+
+// Opens every temporary file on every rank (collective); a failure is thrown on every rank.
+std::vector<detail::MpiFile> open_partials(const Comm& comm, const std::vector<fs::path>& partials) {
   std::vector<detail::MpiFile> handles;
   handles.reserve(partials.size());
-  auto close_all = [&] { handles.clear(); };
-  std::optional<Failure> failure;
-  try {
-    for (const auto& partial : partials)
-      handles.emplace_back(comm.get(), partial.string(), MPI_MODE_CREATE | MPI_MODE_WRONLY);
-  } catch (...) {
-    failure = detail::capture_current_exception();
-  }
-  if (auto f = detail::agree_failure(comm, failure, "export")) {
-    close_all();
-    detail::rethrow(*f);
-  }
+  detail::run_agreed_or(
+      comm, "export",
+      [&] {
+        for (const auto& partial : partials)
+          handles.emplace_back(comm.get(), partial.string(), MPI_MODE_CREATE | MPI_MODE_WRONLY);
+      },
+      [&](const Failure&) { handles.clear(); });
+  return handles;
+}
 
-  failure.reset();
-  try {
-    if (rank == 0)
-      for (std::size_t s = 0; s < partials.size(); ++s)
-        handles[s].write_at(0, headers[s].bytes.data(), headers[s].bytes.size());
-    write_owned_chunks(source, plan, rank, options, my_total, handles);
-  } catch (...) {
-    failure = detail::capture_current_exception();
-  }
-  auto cleanup = [&] {
-    if (rank != 0) return;
-    for (const auto& p : partials) {
-      try {
-        detail::remove_file_if_exists(p);
-      } catch (...) {
-      }
-    }
-  };
-  // Agreed before the collective sync and close: a rank whose read failed must not meet
-  // the others in a different collective call.
-  if (auto f = detail::agree_failure(comm, failure, "export")) {
-    close_all();
-    cleanup();
-    detail::rethrow(*f);
-  }
-  failure.reset();
-  for (std::size_t s = 0; s < handles.size(); ++s) {  // every rank syncs every file: collective
-    try {
-      handles[s].sync();
-    } catch (...) {
-      if (!failure) failure = detail::capture_current_exception();
-    }
-  }
-  close_all();
-  if (auto f = detail::agree_failure(comm, failure, "export")) {
-    cleanup();
-    detail::rethrow(*f);
-  }
+// Writes every header (rank 0) and the chunks this rank owns, then syncs and closes every
+// file. A failure is agreed before the collective sync and close (a rank whose read failed
+// must not meet the others in a different collective call); the temporary files are then removed.
+void write_partials(const Comm& comm, const Source& source, const ExportPlan& plan, const ExportOptions& options,
+                    const std::vector<fs::path>& partials, std::vector<detail::MpiFile>& handles) {
+  const int rank = comm.rank();
+  std::uint64_t my_total = 0;
+  for (std::size_t c = 0; c < plan.chunks.size(); ++c)
+    if (plan.owner[c] == rank) my_total += plan.chunks[c].bytes;
+  detail::run_agreed_or(
+      comm, "export",
+      [&] {
+        if (rank == 0)
+          for (std::size_t s = 0; s < partials.size(); ++s)
+            handles[s].write_at(0, plan.headers[s].bytes.data(), plan.headers[s].bytes.size());
+        write_owned_chunks(source, plan, rank, options, my_total, handles);
+      },
+      [&](const Failure&) {
+        handles.clear();
+        remove_partials(comm, partials);
+      });
+  detail::run_agreed_or(
+      comm, "export",
+      [&] {
+        std::exception_ptr first;
+        for (auto& handle : handles) {  // every rank syncs every file: collective
+          try {
+            handle.sync();
+          } catch (...) {
+            if (!first) first = std::current_exception();
+          }
+        }
+        handles.clear();
+        if (first) std::rethrow_exception(first);
+      },
+      [&](const Failure&) { remove_partials(comm, partials); });
+}
+
+}  // namespace
+
+ExportResult export_safetensors(MPI_Comm user_comm, const fs::path& checkpoint, const std::string& group,
+                                const fs::path& out, const ExportOptions& options) {
+  const Comm comm(user_comm);
+  if (out.empty()) throw UsageError("export: the output path is empty");  // the same on every rank
+
+  // 1. Rank 0 reads the container's index; every rank gets the same plan.
+  const Source source = decode_source(detail::agreed_from_rank0(
+      comm, "export", [&] { return encode_source(read_source(checkpoint, group, options)); }));
+  const OutputName name = output_name(out);
+  const auto shards = split_into_shards(source.tensors, options.max_shard_size);
+  const bool sharded = shards.size() > 1;
+  ExportPlan plan =
+      plan_export(source, shards, name.path, name.stem, export_metadata(source, options), options, comm.size());
+  ExportResult& result = plan.result;
+
+  // 2. Every shard's temporary file: created, written (header by rank 0, chunks by their
+  // owners), synced and closed.
+  const std::vector<fs::path> partials = partial_paths(result.files);
+  create_partials(comm, source, name, result.files, sharded, partials);
+  std::vector<detail::MpiFile> handles = open_partials(comm, partials);
+  write_partials(comm, source, plan, options, partials, handles);
 
   // 3. Rank 0 renames every shard into place, then writes the index.
-  failure.reset();
-  try {
-    if (rank == 0) publish_export(source, shards, partials, out_path, stem, result);
-  } catch (...) {
-    failure = detail::capture_current_exception();
-  }
-  if (auto f = detail::agree_failure(comm, failure, "export")) {
-    cleanup();
-    detail::rethrow(*f);
-  }
-  if (shards.size() > 1) result.index = out_path.parent_path() / (stem + ".safetensors.index.json");
-  if (rank == 0 && options.progress) options.progress(result.tensor_bytes, result.tensor_bytes);
-  detail::log_info("exported ", source.group, " of ", source.path, " to ", out_path.string(), ": ", result.tensors,
+  detail::run_agreed_or(
+      comm, "export",
+      [&] {
+        if (comm.rank() == 0) publish_export(source, shards, partials, name.path, name.stem, result);
+      },
+      [&](const Failure&) { remove_partials(comm, partials); });
+  if (sharded) result.index = name.index();
+  if (comm.rank() == 0 && options.progress) options.progress(result.tensor_bytes, result.tensor_bytes);
+  detail::log_info("exported ", source.group, " of ", source.path, " to ", name.path.string(), ": ", result.tensors,
                    " tensors, ", result.tensor_bytes, " bytes in ", result.files.size(), " file(s)");
   return result;
 }

@@ -31,8 +31,6 @@ namespace fs = std::filesystem;
 
 namespace ckptio {
 
-using detail::agree_failure;
-using detail::byte_pointer;
 using detail::collect_local_tensors;
 using detail::Comm;
 using detail::Failure;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CTest fixture of the multinode tests: starts (or stops) a 3-node virtual cluster.
+# The CTest fixture of the multinode tests: starts (or stops) a 4-node virtual cluster
+# (4: a 2-node job can be requeued onto a disjoint node set).
 # Where this machine cannot make namespaces (a container without CAP_SYS_ADMIN, a kernel
 # without veth or bridge support), start writes the reason to DIR/unavailable and succeeds,
 # so that every test skips with that reason instead of failing.
@@ -23,7 +24,7 @@ case $action in
       echo "multinode tests will be skipped: $reason"
       exit 0
     fi
-    exec "$tool" start "$dir" --nodes 3
+    exec "$tool" start "$dir" --nodes 4
     ;;
   stop)
     [[ -f $dir/unavailable ]] && exit 0

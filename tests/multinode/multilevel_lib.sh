@@ -17,7 +17,7 @@ remove_local_folders() {
   [[ -f $CKPTIO_VCLUSTER_DIR/nodes ]] || return 0
   while read -r node; do
     for name in "${LEVEL_NAMES[@]}"; do
-      "$VCLUSTER" exec "$CKPTIO_VCLUSTER_DIR" "$node" -- sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
+      in_node "$node" sh -c "rm -rf /local/ckptio-$name-*" </dev/null 2>/dev/null || true
     done
   done <"$CKPTIO_VCLUSTER_DIR/nodes"
 }
@@ -35,25 +35,15 @@ local_dir_of() { echo "/local/ckptio-$1-$2"; }
 
 # submit_steps <name> <runs> <sbatch options...> -- <trainer flags...>: submits the trainer as
 # <runs> job steps of one job (no requeue), shared root $WORK/<name>, output $WORK/<name>.out,
-# node-local folder local_dir_of <name> <job>; sets JOB.
+# node-local folder local_dir_of <name> <job> (submit, with multilevel_steps.sh as the batch
+# script); sets JOB.
 submit_steps() {
   local name=$1 runs=$2
   shift 2
-  local sbatch_args=()
-  while [[ $1 != -- ]]; do
-    sbatch_args+=("$1")
-    shift
-  done
-  shift
   mkdir -p "$WORK/$name.markers"
   LEVEL_NAMES+=("$name")
-  echo "+ sbatch ${sbatch_args[*]} multilevel_steps.sh $runs train_toy $* --local-dir $(local_dir_of "$name" %j)"
-  JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" --no-requeue "${sbatch_args[@]}" \
-    "$STEPS_SCRIPT" "$runs" "$WORK/$name.markers" "$TRAINER" --ckpt-dir "$WORK/$name" \
-    --local-dir "$(local_dir_of "$name" %j)" "$@")
-  JOB=${JOB%%;*}
-  JOBS+=("$JOB")
-  echo "  job $JOB"
+  local BATCH_SCRIPT=("$STEPS_SCRIPT" "$runs" "$WORK/$name.markers")
+  submit "$name" --no-requeue "$@" --local-dir "$(local_dir_of "$name" %j)"
 }
 
 # kill_rank_after_save <name> <node> <step>: SIGKILLs one rank of the run on <node> as soon as
@@ -113,4 +103,27 @@ check_finished() {
   expect_equal "job state" COMPLETED "$(job_field "$2" JobState)"
   expect_line "$out" '^=== job [0-9]+ step 1: mpirun exited with [1-9]'
   expect_equal "final digest" "$3" "$(digest_in "$out")"
+}
+
+# requeued_with_local_level <name> <taken> <second nodes>: the trainer as a 2-node job on
+# node1+node2 (2 ranks each) that saves locally every step and flushes only every 1000th save,
+# preempted once it reported the local save of step 10: a job of the high partition takes the
+# nodes <taken> (comma-separated) and the job requeues onto <second nodes>. The guard's save
+# before the requeue is a flush, so the shared root holds exactly the stopping step. Checks
+# the requeue (check_requeued_once: the digest of an uninterrupted run) and the shared root;
+# sets JOB and STOP_STEP.
+requeued_with_local_level() {
+  local name=$1 taken=$2 second=$3 expected job
+  expected=$(reference_digest 4 --steps 80)
+  LEVEL_NAMES+=("$name")
+  submit_nodes "$name" -p low -N 2 --ntasks-per-node=2 --exclusive -- --steps 80 --ckpt-every 1 --flush-every 1000 \
+    --step-sleep-ms 100 --walltime-margin 10 --local-dir "$(local_dir_of "$name" %j)"
+  job=$JOB
+  wait_until 90 grep -qs "^saved $(local_dir_of "$name" "$job")/node0/epoch0-global_step10\\.h5 " "$WORK/$name.out"
+  preempt_onto_other_nodes "$job" "$taken" "node[1-2]" "$second"
+  show_restores "$name"
+  check_requeued_once "$name" "$job" "$expected" 4
+  # The only checkpoint of the shared root is the guard's flush of the stopping step.
+  expect_equal "shared root" "epoch0-global_step$STOP_STEP.h5" "$(cd "$WORK/$name" && ls -- *.h5)"
+  JOB=$job
 }

@@ -89,5 +89,23 @@ wait_ended_kicking() {
   echo "  job $1 ended $(job_field "$1" JobState) after $((SECONDS - start)) s, Restarts=$(job_field "$1" Restarts), NodeList=$(job_nodes "$1")"
 }
 
+# preempt_onto_other_nodes <job> <taken> <first nodes> <second nodes>: a job of the high partition
+# takes the nodes <taken> (comma-separated) from the running job <job> of the low partition,
+# which saves, requeues itself and runs again on the nodes left. Checks the NodeList of the two
+# runs (as Slurm writes it: node[2-3]), waits until the job ended, then ends the high job (only
+# the low job needed it to wait this long).
+preempt_onto_other_nodes() {
+  local job=$1 taken=$2 first=$3 second=$4 count high
+  count=$(tr ',' '\n' <<<"$taken" | wc -l)
+  expect_equal "first run's nodes" "$first" "$(job_nodes "$job")"
+  echo "+ sbatch -p high -N $count -w $taken --exclusive --wrap 'sleep 120'"
+  high=$(sbatch --parsable -p high -N "$count" -w "$taken" --exclusive --job-name=ckptio-high \
+    --output="$WORK/high.log" --wrap 'sleep 120')
+  JOBS+=("$high")
+  wait_ended_kicking "$job" 150
+  scancel "$high"
+  expect_equal "second run's nodes" "$second" "$(job_nodes "$job")"
+}
+
 # batch_hosts <out>: the batch host of each run, as the template prints it, space-separated.
 batch_hosts() { sed -n 's/^=== job [0-9]* run [0-9]* (.*) on \([^ ]*\) at .*/\1/p' "$1" | tr '\n' ' ' | sed 's/ $//'; }

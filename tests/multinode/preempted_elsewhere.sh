@@ -9,13 +9,6 @@ expected=$(reference_digest 4 --steps 80 --ckpt-every 20)
 submit_nodes preempted -p low -N 2 --ntasks-per-node=2 --exclusive -- "${FLAGS[@]}"
 job=$JOB
 wait_committed preempted 20 "$job"
-expect_equal "first run's nodes" "node[1-2]" "$(job_nodes "$job")"
-echo "+ sbatch -p high -N 1 -w node1 --exclusive --wrap 'sleep 120'"
-high=$(sbatch --parsable -p high -N 1 -w node1 --exclusive --job-name=ckptio-high --output="$WORK/high.log" --wrap 'sleep 120')
-JOBS+=("$high")
-wait_ended_kicking "$job" 150
-# Only the low job needed the high one to wait this long.
-scancel "$high"
-expect_equal "second run's nodes" "node[2-3]" "$(job_nodes "$job")"
+preempt_onto_other_nodes "$job" node1 "node[1-2]" "node[2-3]"
 expect_equal "batch hosts of the two runs" "node1 node2" "$(batch_hosts "$WORK/preempted.out")"
 check_requeued_once preempted "$job" "$expected" 4

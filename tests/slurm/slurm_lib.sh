@@ -68,9 +68,13 @@ digest_in() {
   echo "$digests"
 }
 
-# submit <name> <sbatch options...> -- <trainer flags...>: submits the trainer with the mpirun
-# template, output in $WORK/<name>.out, checkpoint root $WORK/<name> (or $WORK/$ROOT_NAME when
-# ROOT_NAME is set); sets JOB.
+# The batch script that submit runs, with its arguments before the trainer's: the mpirun
+# template, unless a caller declares its own (local) BATCH_SCRIPT around the call.
+BATCH_SCRIPT=("$SLURM_DIR/train_mpirun.sbatch")
+
+# submit <name> <sbatch options...> -- <trainer flags...>: submits the trainer with
+# BATCH_SCRIPT, output in $WORK/<name>.out, checkpoint root $WORK/<name> (or $WORK/$ROOT_NAME
+# when ROOT_NAME is set); sets JOB.
 submit() {
   local name=$1
   shift
@@ -80,9 +84,10 @@ submit() {
     shift
   done
   shift
-  echo "+ sbatch ${sbatch_args[*]} train_mpirun.sbatch train_toy $*"
+  local script_words=("$(basename "${BATCH_SCRIPT[0]}")" "${BATCH_SCRIPT[@]:1}")
+  echo "+ sbatch ${sbatch_args[*]} ${script_words[*]} train_toy $*"
   JOB=$(sbatch --parsable --job-name="ckptio-$name" --output="$WORK/$name.out" "${sbatch_args[@]}" \
-    "$SLURM_DIR/train_mpirun.sbatch" "$TRAINER" --ckpt-dir "$WORK/${ROOT_NAME:-$name}" "$@")
+    "${BATCH_SCRIPT[@]}" "$TRAINER" --ckpt-dir "$WORK/${ROOT_NAME:-$name}" "$@")
   JOB=${JOB%%;*}
   JOBS+=("$JOB")
   echo "  job $JOB"
