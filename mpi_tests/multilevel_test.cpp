@@ -251,7 +251,7 @@ TEST_F(LocalLevelTest, FailureInEveryPhaseOfALocalSaveKeepsThePreviousCheckpoint
   save_four(state);
   std::int64_t step = 10;
   for (const char* point : {"local.node.plan", "local.node.write", "local.node.commit", "local.partner.send",
-                            "local.partner.receive", "local.partner"}) {
+                            "local.partner.chunk", "local.partner.receive", "local.partner"}) {
     for (int rank : {0, -1}) {
       {
         CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());

@@ -38,7 +38,18 @@ namespace {
 constexpr const char* kRecordFormat = "ckptio-local-level 1";
 constexpr const char* kRecordSuffix = ".level";
 constexpr std::size_t kMaxRecordBytes = 1 << 24;
-constexpr std::uint64_t kChunkBytes = std::uint64_t{64} << 20;
+constexpr std::int64_t kMaxChunkBytes = std::int64_t{16} << 20;
+
+// The chunk size of a partner copy's stream of `bytes` (both sides compute it from the same
+// total): at most kMaxChunkBytes, and at least two chunks when there is more than a page or
+// two, so that the receiver's writes overlap the transfer and a crash can be injected
+// between chunks (fault point local.partner.chunk) even in small tests.
+std::int64_t chunk_bytes(std::int64_t bytes) {
+  constexpr std::int64_t page = 4096;
+  if (bytes <= 2 * page) return std::max<std::int64_t>(bytes, 1);
+  const std::int64_t half = ((bytes + 1) / 2 + page - 1) / page * page;
+  return std::min(kMaxChunkBytes, half);
+}
 
 std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
@@ -81,7 +92,9 @@ std::vector<std::int64_t> data_extents(int fd, std::int64_t size) {
 // kept), fsynced and renamed. A failure on either side is returned after the exchange has
 // run to its end, so that the peer never waits for ever.
 // `faults`: a save's partner copy fires the fault points local.partner.send (before the
-// first chunk leaves) and local.partner.receive (the copy written, not yet renamed) as
+// first chunk leaves), local.partner.chunk (the first chunk sent and received, the rest not:
+// a copy half sent and half written) and local.partner.receive (the copy written, not yet
+// renamed) as
 // `fault_rank`; a restart's exchange fires none.
 enum class ExchangeFaults { None, PartnerCopy };
 std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src, const fs::path& receive,
@@ -135,7 +148,9 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     if (out < 0 || ::ftruncate(out, std::max<std::int64_t>(receive_header[0], 0)) != 0)
       fail("cannot create " + partial.string() + ": " + std::strerror(errno));
   }
-  // 2. The data of the extents, as one stream cut into chunks.
+  // 2. The data of the extents, as one stream cut into chunks, pipelined: two buffers per
+  // direction, every receive posted before it is needed, so that reading chunk c+1 overlaps
+  // sending chunk c and writing chunk c overlaps receiving chunk c+1; no round trip per chunk.
   const auto total = [](const std::vector<std::int64_t>& extents) {
     std::int64_t bytes = 0;
     for (std::size_t i = 1; i < extents.size(); i += 2) bytes += extents[i];
@@ -143,17 +158,20 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
   };
   const std::int64_t send_bytes = total(send_extents);
   const std::int64_t receive_bytes = total(receive_extents);
-  const auto chunks = [](std::int64_t size) {
-    return size <= 0 ? std::int64_t{0} : (size + static_cast<std::int64_t>(kChunkBytes) - 1) / kChunkBytes;
+  const std::int64_t send_chunk = chunk_bytes(send_bytes);
+  const std::int64_t receive_chunk = chunk_bytes(receive_bytes);
+  const auto chunks = [](std::int64_t size, std::int64_t chunk) {
+    return size <= 0 ? std::int64_t{0} : (size + chunk - 1) / chunk;
   };
-  const std::int64_t send_chunks = chunks(send_bytes);
-  const std::int64_t receive_chunks = chunks(receive_bytes);
-  // Buffers of the largest chunk actually sent or received, left uninitialised.
-  const auto buffer = [](std::int64_t chunks, std::int64_t size) {
-    return std::unique_ptr<char[]>(chunks ? new char[std::min<std::int64_t>(kChunkBytes, size)] : nullptr);
+  const std::int64_t send_chunks = chunks(send_bytes, send_chunk);
+  const std::int64_t receive_chunks = chunks(receive_bytes, receive_chunk);
+  // Two buffers per direction of the chunk size, left uninitialised.
+  const auto buffer = [](std::int64_t chunks, std::int64_t chunk) {
+    return std::unique_ptr<char[]>(
+        chunks ? new char[static_cast<std::size_t>(std::min<std::int64_t>(chunks, 2) * chunk)] : nullptr);
   };
-  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_bytes);
-  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_bytes);
+  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_chunk);
+  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_chunk);
   // Copies `count` bytes between a buffer and the file at stream position `position` through
   // the extents (pread when reading, pwrite when writing); false on an I/O error.
   const auto transfer = [](int fd, const std::vector<std::int64_t>& extents, std::int64_t position, char* data,
@@ -181,25 +199,53 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     }
     return count == 0;
   };
+  const auto count_of = [](std::int64_t c, std::int64_t chunk, std::int64_t bytes) {
+    return static_cast<int>(std::min(chunk, bytes - c * chunk));
+  };
+  MPI_Request sends[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  MPI_Request receives[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  double read_seconds = 0;
+  double write_seconds = 0;
+  double wait_seconds = 0;
+  const auto post_receive = [&](std::int64_t c) {
+    check_mpi(MPI_Irecv(incoming.get() + (c % 2) * receive_chunk, count_of(c, receive_chunk, receive_bytes), MPI_BYTE,
+                        src, 1, comm.get(), &receives[c % 2]),
+              "partner copy: MPI_Irecv");
+  };
+  const auto wait = [&](MPI_Request& request) {
+    const auto at = std::chrono::steady_clock::now();
+    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "partner copy: MPI_Wait");
+    wait_seconds += seconds_since(at);
+  };
+  for (std::int64_t c = 0; c < std::min<std::int64_t>(receive_chunks, 2); ++c) post_receive(c);
   for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
-    int send_count = 0;
-    int receive_count = 0;
-    if (c == 0 && send_chunks > 0) fault_point("local.partner.send");
     if (c < send_chunks) {
-      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_bytes - c * kChunkBytes));
-      if (!transfer(in, send_extents, c * kChunkBytes, outgoing.get(), send_count, false))
+      if (c == 0) fault_point("local.partner.send");
+      wait(sends[c % 2]);  // chunk c-2 has left this buffer
+      char* data = outgoing.get() + (c % 2) * send_chunk;
+      const int count = count_of(c, send_chunk, send_bytes);
+      const auto at = std::chrono::steady_clock::now();
+      if (!transfer(in, send_extents, c * send_chunk, data, count, false))
         fail("cannot read " + send.string() + " for its partner copy");
+      read_seconds += seconds_since(at);
+      check_mpi(MPI_Isend(data, count, MPI_BYTE, dest, 1, comm.get(), &sends[c % 2]), "partner copy: MPI_Isend");
     }
-    if (c < receive_chunks)
-      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_bytes - c * kChunkBytes));
-    check_mpi(MPI_Sendrecv(outgoing.get(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
-                           incoming.get(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
-                           comm.get(), MPI_STATUS_IGNORE),
-              "partner copy: MPI_Sendrecv");
-    if (out >= 0 && receive_count &&
-        !transfer(out, receive_extents, c * kChunkBytes, incoming.get(), receive_count, true))
-      fail("cannot write " + partial.string());
+    if (c < receive_chunks) {
+      wait(receives[c % 2]);
+      const auto at = std::chrono::steady_clock::now();
+      if (out >= 0 && !transfer(out, receive_extents, c * receive_chunk, incoming.get() + (c % 2) * receive_chunk,
+                                count_of(c, receive_chunk, receive_bytes), true))
+        fail("cannot write " + partial.string());
+      write_seconds += seconds_since(at);
+      if (c + 2 < receive_chunks) post_receive(c + 2);
+    }
+    // Killed here, a copy is half sent and half written (when there is more than one chunk).
+    if (c == 0) {
+      if (c < send_chunks) wait(sends[0]);
+      fault_point("local.partner.chunk");
+    }
   }
+  for (auto& request : sends) wait(request);
   if (in >= 0) ::close(in);
   if (src != MPI_PROC_NULL) {
     fault_point("local.partner.receive");
@@ -218,7 +264,9 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     }
   }
   log_debug("partner copy: sent ", human_bytes(static_cast<double>(send_bytes)), " of data, received ",
-            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s");
+            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s (reading ",
+            fixed(read_seconds, 3), " s, writing ", fixed(write_seconds, 3), " s, waiting for MPI ",
+            fixed(wait_seconds, 3), " s)");
   return failure;
 }
 

@@ -36,8 +36,8 @@ class LocalLevel {
   // copies, agrees, writes the commit records, prunes old local checkpoints. Throws the
   // agreed error on every rank when any node or copy failed (nothing is then committed).
   // Fault points (core/fault.hpp), in order: local.node.<phase> (the node's container, the
-  // phases of save_transaction.hpp), local.partner.send and local.partner.receive (in a
-  // partner copy), local.partner (after the copies, before the agreement), local.commit
+  // phases of save_transaction.hpp), local.partner.send, local.partner.chunk (after the first
+  // chunk) and local.partner.receive (in a partner copy), local.partner (after the copies, before the agreement), local.commit
   // (agreed, no record written yet), local.records (this node's own record written, its
   // partner records not), local.prune.
   void save(const Snapshot& snapshot, const CheckpointOptions& options);

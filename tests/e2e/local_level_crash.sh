@@ -31,6 +31,8 @@ cases=(
   "local.node.commit@0#5 4"            # every rank ready, the container not renamed yet
   "local.node.latest@2#5 4"            # node 1's container in place, no record anywhere
   "local.partner.send@0#5 4"
+  "local.partner.chunk@0#5 4"          # node 0 mid-copy: its first chunk sent and node 1's received
+  "local.partner.chunk@2#5 4"          # the same on node 1
   "local.partner.receive@2#5 4"        # node 0's copy written on node 1, not renamed
   "local.partner@3#5 4"                # every copy done, not yet agreed
   "local.commit#5 4"                   # agreed, both leaders killed before any record
