@@ -1,7 +1,9 @@
 #include "io/multilevel.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +62,14 @@ std::string substitute_job(std::string text, const std::string& job) {
   for (auto pos = text.find("%j"); pos != std::string::npos; pos = text.find("%j", pos + job.size()))
     text.replace(pos, 2, job);
   return text;
+}
+
+// Memory-backed storage gains nothing from O_DIRECT (its reads and writes are copies either
+// way) and some kernels refuse it there: the node containers on tmpfs are read and written
+// buffered, whatever CheckpointOptions::direct_io says for the shared root.
+bool on_tmpfs(const fs::path& folder) {
+  struct statfs st {};
+  return ::statfs(folder.c_str(), &st) == 0 && st.f_type == TMPFS_MAGIC;
 }
 
 fs::path own_folder(const fs::path& local, int node) { return local / ("node" + std::to_string(node)); }
@@ -349,8 +359,10 @@ LocalLevel::LocalLevel(const Comm& world, const CheckpointOptions& options) : wo
   if (partner_copies_ >= nodes_ && nodes_ > 1)
     log_warn("partner_copies ", partner_copies_, " on ", nodes_, " nodes: each node's copy goes to all ", nodes_ - 1,
              " others");
+  if (on_tmpfs(folder_)) buffered_ = true;
   CheckpointOptions node_options;
   node_options.lock_root = false;
+  if (buffered_) node_options.direct_io = false;
   node_io_ = std::make_unique<CheckpointIO>(node_comm_.get(), own_folder(folder_, node_), node_options);
   log_info("node-local level in ", folder_.string(), " on ", nodes_, " node(s), ", partner_copies_, " partner cop",
            partner_copies_ == 1 ? "y" : "ies", ", flush to the root every ", options.flush_every, " save(s)");
@@ -384,6 +396,7 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     node_options.keep_last = 0;  // pruned below, with the commit records
     node_options.export_safetensors.clear();
     node_options.local_dir.clear();
+    if (buffered_) node_options.direct_io = false;
     const std::lock_guard hdf5_lock(h5::library_mutex());
     SaveTransaction transaction(node_comm_, own, node_options, snapshot);
     transaction.save_node_part(node_, nodes_, rank);
@@ -573,6 +586,38 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
                " are on no node of this allocation (own copy and partner copies lost)");
       continue;
     }
+    const auto restored = [&](LoadResult result, const std::string& moved) {
+      result.level = "local";
+      result.saved_world_size = world_.size();
+      log_info("load_latest: restored local checkpoint global_step ", step, " from ", nodes_, " node(s)",
+               moved.empty() ? std::string(", each its own copy") : "; partner copies used: " + moved,
+               shared_step >= 0 ? " (the shared root's newest is global_step " + std::to_string(shared_step) + ")"
+                                : std::string());
+      return result;
+    };
+    // Where every node holds its own copy (the usual restart), each node loads it directly:
+    // the load verifies the checksum of everything it reads, so the copy is read once. Only
+    // when that fails somewhere are the copies verified whole and partner copies considered.
+    const auto own_copy = [&](int n) -> const Copy* {
+      for (const Copy* c : per_node[n])
+        if (c->holder == n) return c;
+      return nullptr;
+    };
+    bool every_own_copy = options.verify;
+    for (int n = 0; n < nodes_ && every_own_copy; ++n) every_own_copy = own_copy(n) != nullptr;
+    if (every_own_copy) {
+      std::optional<LoadResult> result;
+      std::optional<Failure> failure;
+      try {
+        result = node_io_->load(own_copy(node_)->file, targets, options);
+      } catch (...) {
+        failure = capture_current_exception();
+      }
+      const auto agreed = agree_failure(world_, failure, "load_latest: local checkpoint");
+      if (!agreed) return restored(std::move(*result), "");
+      log_warn("load_latest: local checkpoint global_step ", step, ": ", agreed->message,
+               "; verifying every copy of it");
+    }
     // Verify copies where they lie and pick a good one per node: each node's own copy first;
     // partner copies are read only for the nodes whose own copy is missing or damaged.
     std::vector<const Copy*> chosen(nodes_, nullptr);
@@ -648,13 +693,7 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
       log_warn("load_latest: cannot restore local checkpoint global_step ", step, ": ", agreed->message);
       continue;
     }
-    result->level = "local";
-    result->saved_world_size = world_.size();
-    log_info("load_latest: restored local checkpoint global_step ", step, " from ", nodes_, " node(s)",
-             moved.empty() ? std::string(", each its own copy") : "; partner copies used: " + moved,
-             shared_step >= 0 ? " (the shared root's newest is global_step " + std::to_string(shared_step) + ")"
-                              : std::string());
-    return result;
+    return restored(std::move(*result), moved);
   }
   if (!by_step.empty() || shared_step >= 0)
     log_info("load_latest: no complete local checkpoint on the nodes of this allocation: using the shared root");

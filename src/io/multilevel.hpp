@@ -37,9 +37,9 @@ class LocalLevel {
   // agreed error on every rank when any node or copy failed (nothing is then committed).
   // Fault points (core/fault.hpp), in order: local.node.<phase> (the node's container, the
   // phases of save_transaction.hpp), local.partner.send, local.partner.chunk (after the first
-  // chunk) and local.partner.receive (in a partner copy), local.partner (after the copies, before the agreement), local.commit
-  // (agreed, no record written yet), local.records (this node's own record written, its
-  // partner records not), local.prune.
+  // chunk) and local.partner.receive (in a partner copy), local.partner (after the copies, before the agreement),
+  // local.commit (agreed, no record written yet), local.records (this node's own record written, its partner records
+  // not), local.prune.
   void save(const Snapshot& snapshot, const CheckpointOptions& options);
 
   // The shared root committed a flush of `global_step`: local checkpoints older than it are
@@ -73,6 +73,7 @@ class LocalLevel {
   std::string job_;
   std::filesystem::path folder_;  // this node's local folder, job substituted
   int partner_copies_ = 1;
+  bool buffered_ = false;  // the local folder is on tmpfs: no O_DIRECT there
   int keep_last_ = 2;
   std::int64_t flushed_step_ = -1;         // the newest flush to the shared root known here
   std::unique_ptr<CheckpointIO> node_io_;  // loads over node_comm_ from folder_/node{N}
