@@ -374,9 +374,9 @@ std::string LocalLevel::node_name(int node) const {
   return "node " + std::to_string(node) + " (host " + node_hosts_[node] + ")";
 }
 
-void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options) {
+void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options, const Comm& world) {
   const auto start = std::chrono::steady_clock::now();
-  const int rank = world_.rank();
+  const int rank = world.rank();
   const fs::path own = own_folder(folder_, node_);
   const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
   const int copies = std::min(partner_copies_, nodes_ - 1);
@@ -384,7 +384,7 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   for (int j = 1; j <= copies; ++j) sources.push_back((node_ - j + nodes_) % nodes_);
   // 0. A record of the same step from an earlier save (a job that died, then resumed from an
   // older checkpoint) must not vouch for the containers this save is about to replace.
-  run_agreed(world_, "local save: forget step " + name, [&] {
+  run_agreed(world, "local save: forget step " + name, [&] {
     if (node_comm_.rank() != 0) return;
     remove_record(own / name);
     for (int src : sources) remove_record(partner_folder(folder_, src) / name);
@@ -404,9 +404,9 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   } catch (...) {
     failure = capture_current_exception();
   }
-  agree(world_, failure, "local save");
+  agree(world, failure, "local save");
   // 2. Partner copies: node N sends its container to N+1, ..., N+k (mod the node count).
-  run_agreed(world_, "local save: partner copy", [&] {
+  run_agreed(world, "local save: partner copy", [&] {
     // Every leader takes part in every exchange, so the fault point (a failed copy) comes after.
     if (node_comm_.rank() != 0) return save_fault_point("local.partner", rank);
     std::optional<Failure> copy_failure;
@@ -441,12 +441,12 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
       log_line(LogLevel::Warn, std::string("local save: cannot record ") + name + ": " + e.what(), true);
     }
   }
-  run_agreed(world_, "local save: prune", [&] {
+  run_agreed(world, "local save: prune", [&] {
     if (node_comm_.rank() != 0) return;
     save_fault_point("local.prune", rank);
     prune();
   });
-  const double seconds = world_.allreduce_max(seconds_since(start));
+  const double seconds = world.allreduce_max(seconds_since(start));
   log_info("saved local checkpoint ", name, " on ", nodes_, " node(s) with ", copies, " partner cop",
            copies == 1 ? "y" : "ies", " in ", fixed(seconds, 3), " s");
 }

@@ -40,7 +40,11 @@ class LocalLevel {
   // chunk) and local.partner.receive (in a partner copy), local.partner (after the copies, before the agreement),
   // local.commit (agreed, no record written yet), local.records (this node's own record written, its partner records
   // not), local.prune.
-  void save(const Snapshot& snapshot, const CheckpointOptions& options);
+  // `world`: a duplicate of the world communicator for a save on the background engine's
+  // thread (save_async), whose collectives must not mix with the caller's; the node and
+  // leader communicators are this object's alone (every other call waits for that save).
+  void save(const Snapshot& snapshot, const CheckpointOptions& options) { save(snapshot, options, world_); }
+  void save(const Snapshot& snapshot, const CheckpointOptions& options, const Comm& world);
 
   // The shared root committed a flush of `global_step`: local checkpoints older than it are
   // pruned (restart would not choose them). Collective over world when `prune_now`; otherwise
