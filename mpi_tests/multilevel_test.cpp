@@ -238,13 +238,58 @@ TEST_F(LocalLevelTest, ASavedAgainStepIsNotCommittedUntilTheNewSaveCommits) {
   EXPECT_EQ(result.running.global_step, 3);
 }
 
+// save_async of a local-only save returns after the staging copy: the tensors may change at
+// once, the local checkpoint holds the values at the call; wait() reports a failure of its
+// background part as the same error on every rank, and nothing of that step is committed.
+TEST_F(LocalLevelTest, SaveAsyncWritesTheLocalLevelInTheBackground) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  {
+    CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());
+    state.snapshot().running.global_step = 5;  // this object's first save: local only
+    const fs::path path = io.save_async(state.snapshot());
+    EXPECT_EQ(path, node_folder(world_rank() / (n / 2)) / step_file(5));
+    state.poison();  // training goes on and changes the tensors
+    io.wait();
+    state.fill();
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int node : {0, 1}) {
+      EXPECT_TRUE(fs::exists(node_folder(node) / (step_file(5) + ".level"))) << node;
+      EXPECT_TRUE(fs::exists(partner_copy(1 - node, node, 5))) << node;
+    }
+    EXPECT_FALSE(fs::exists(shared / step_file(5)));
+    // The partner copy of step 6 fails on rank 0 only: every rank gets the same error.
+    detail::inject_save_fault_for_testing("local.partner", 0);
+    state.snapshot().running.global_step = 6;
+    io.save_async(state.snapshot());
+    std::string message;
+    try {
+      io.wait();
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    detail::inject_save_fault_for_testing("", -1);
+    EXPECT_NE(message.find("injected fault at local.partner"), std::string::npos) << message;
+    std::string rank0_message = message;
+    rank0_message.resize(4096, '\0');
+    MPI_Bcast(rank0_message.data(), 4096, MPI_CHAR, 0, MPI_COMM_WORLD);
+    EXPECT_EQ(message, rank0_message.c_str());
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int node : {0, 1}) EXPECT_FALSE(fs::exists(node_folder(node) / (step_file(6) + ".level"))) << node;
+  }
+  const LoadResult result = restart(state);
+  EXPECT_EQ(result.level, "local");
+  EXPECT_EQ(result.running.global_step, 5);
+}
+
 TEST_F(LocalLevelTest, FailureInEveryPhaseOfALocalSaveKeepsThePreviousCheckpoint) {
   TestState state(specs, world_rank(), n);
   state.fill();
   save_four(state);
   std::int64_t step = 10;
   for (const char* point : {"local.node.plan", "local.node.write", "local.node.commit", "local.partner.send",
-                            "local.partner.receive", "local.partner"}) {
+                            "local.partner.chunk", "local.partner.receive", "local.partner"}) {
     for (int rank : {0, -1}) {
       {
         CheckpointIO io(MPI_COMM_WORLD, shared.path(), options());

@@ -117,7 +117,10 @@ class CheckpointIO {
   // must not call HDF5 itself (ckptio's own calls wait for it). Returns the path the
   // checkpoint will have once committed; its outcome is reported by the next wait(), save(),
   // save_async(), load(), load_latest() or latest() on this object, which rethrow its error.
-  // Pending saves are finished inside MPI_Finalize, before HDF5 shuts down.
+  // Pending saves are finished inside MPI_Finalize, before HDF5 shuts down. With local_dir, a
+  // save that goes to the local level only is staged (all of this rank's shards) and written,
+  // copied to the partners and committed in the background; a flush save writes its local
+  // level synchronously, then the root in the background (docs/MULTILEVEL.md).
   std::filesystem::path save_async(const Snapshot& snapshot);
 
   // Waits for the save in flight, if any, and rethrows its error. Not collective, but the

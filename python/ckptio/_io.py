@@ -108,6 +108,8 @@ class CheckpointIO:
         The tensors may change (or be freed) as soon as this returns; a background thread
         writes and commits the checkpoint. Its outcome (an error, the same on every rank) is
         reported by the next wait(), save(), save_async(), load(), load_latest() or latest().
+        With ``local_dir``, a save to the node-local level only (not a flush) is written, copied
+        to the partner nodes and committed in the background too (docs/MULTILEVEL.md).
         """
         owners: list = []
         return pathlib.Path(self._native.save_async(self._prepare(snapshot, owners)))

@@ -79,10 +79,14 @@ std::string checkpoint_file_name(std::int64_t epoch, std::int64_t global_step) {
   return "epoch" + std::to_string(epoch) + "-global_step" + std::to_string(global_step) + ".h5";
 }
 
+bool CheckpointIO::Impl::next_save_flushes() {
+  ++saves;
+  return saves % options.flush_every == 0 || flush_requested.exchange(false);
+}
+
 bool CheckpointIO::Impl::save_local_level(const Snapshot& snapshot) {
   if (!local) return true;
-  ++saves;
-  const bool flush = saves % options.flush_every == 0 || flush_requested.exchange(false);
+  const bool flush = next_save_flushes();
   local->save(snapshot, options);
   return flush;
 }

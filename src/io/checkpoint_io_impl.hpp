@@ -51,8 +51,13 @@ struct CheckpointIO::Impl {
   std::unique_ptr<detail::LocalLevel> local;
   std::int64_t saves = 0;
   std::atomic<bool> flush_requested{false};
+  // Counts a save of a multi-level CheckpointIO; whether it also goes to the root.
+  bool next_save_flushes();
   // Saves to the local level when there is one; returns whether this save also goes to the root.
   bool save_local_level(const Snapshot& snapshot);
+  // save_async of a save that goes to the local level only (save_async.cpp): staged on this
+  // thread, written and copied to the partners on the background engine's.
+  std::filesystem::path save_local_async(const Snapshot& snapshot);
 
   ~Impl();
   void wait_for_background();

@@ -1,7 +1,9 @@
 #include "io/multilevel.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,7 +40,18 @@ namespace {
 constexpr const char* kRecordFormat = "ckptio-local-level 1";
 constexpr const char* kRecordSuffix = ".level";
 constexpr std::size_t kMaxRecordBytes = 1 << 24;
-constexpr std::uint64_t kChunkBytes = std::uint64_t{64} << 20;
+constexpr std::int64_t kMaxChunkBytes = std::int64_t{16} << 20;
+
+// The chunk size of a partner copy's stream of `bytes` (both sides compute it from the same
+// total): at most kMaxChunkBytes, and at least two chunks when there is more than a page or
+// two, so that the receiver's writes overlap the transfer and a crash can be injected
+// between chunks (fault point local.partner.chunk) even in small tests.
+std::int64_t chunk_bytes(std::int64_t bytes) {
+  constexpr std::int64_t page = 4096;
+  if (bytes <= 2 * page) return std::max<std::int64_t>(bytes, 1);
+  const std::int64_t half = ((bytes + 1) / 2 + page - 1) / page * page;
+  return std::min(kMaxChunkBytes, half);
+}
 
 std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
@@ -49,6 +62,14 @@ std::string substitute_job(std::string text, const std::string& job) {
   for (auto pos = text.find("%j"); pos != std::string::npos; pos = text.find("%j", pos + job.size()))
     text.replace(pos, 2, job);
   return text;
+}
+
+// Memory-backed storage gains nothing from O_DIRECT (its reads and writes are copies either
+// way) and some kernels refuse it there: the node containers on tmpfs are read and written
+// buffered, whatever CheckpointOptions::direct_io says for the shared root.
+bool on_tmpfs(const fs::path& folder) {
+  struct statfs st {};
+  return ::statfs(folder.c_str(), &st) == 0 && st.f_type == TMPFS_MAGIC;
 }
 
 fs::path own_folder(const fs::path& local, int node) { return local / ("node" + std::to_string(node)); }
@@ -81,7 +102,9 @@ std::vector<std::int64_t> data_extents(int fd, std::int64_t size) {
 // kept), fsynced and renamed. A failure on either side is returned after the exchange has
 // run to its end, so that the peer never waits for ever.
 // `faults`: a save's partner copy fires the fault points local.partner.send (before the
-// first chunk leaves) and local.partner.receive (the copy written, not yet renamed) as
+// first chunk leaves), local.partner.chunk (the first chunk sent and received, the rest not:
+// a copy half sent and half written) and local.partner.receive (the copy written, not yet
+// renamed) as
 // `fault_rank`; a restart's exchange fires none.
 enum class ExchangeFaults { None, PartnerCopy };
 std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path& send, int src, const fs::path& receive,
@@ -135,7 +158,9 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     if (out < 0 || ::ftruncate(out, std::max<std::int64_t>(receive_header[0], 0)) != 0)
       fail("cannot create " + partial.string() + ": " + std::strerror(errno));
   }
-  // 2. The data of the extents, as one stream cut into chunks.
+  // 2. The data of the extents, as one stream cut into chunks, pipelined: two buffers per
+  // direction, every receive posted before it is needed, so that reading chunk c+1 overlaps
+  // sending chunk c and writing chunk c overlaps receiving chunk c+1; no round trip per chunk.
   const auto total = [](const std::vector<std::int64_t>& extents) {
     std::int64_t bytes = 0;
     for (std::size_t i = 1; i < extents.size(); i += 2) bytes += extents[i];
@@ -143,17 +168,20 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
   };
   const std::int64_t send_bytes = total(send_extents);
   const std::int64_t receive_bytes = total(receive_extents);
-  const auto chunks = [](std::int64_t size) {
-    return size <= 0 ? std::int64_t{0} : (size + static_cast<std::int64_t>(kChunkBytes) - 1) / kChunkBytes;
+  const std::int64_t send_chunk = chunk_bytes(send_bytes);
+  const std::int64_t receive_chunk = chunk_bytes(receive_bytes);
+  const auto chunks = [](std::int64_t size, std::int64_t chunk) {
+    return size <= 0 ? std::int64_t{0} : (size + chunk - 1) / chunk;
   };
-  const std::int64_t send_chunks = chunks(send_bytes);
-  const std::int64_t receive_chunks = chunks(receive_bytes);
-  // Buffers of the largest chunk actually sent or received, left uninitialised.
-  const auto buffer = [](std::int64_t chunks, std::int64_t size) {
-    return std::unique_ptr<char[]>(chunks ? new char[std::min<std::int64_t>(kChunkBytes, size)] : nullptr);
+  const std::int64_t send_chunks = chunks(send_bytes, send_chunk);
+  const std::int64_t receive_chunks = chunks(receive_bytes, receive_chunk);
+  // Two buffers per direction of the chunk size, left uninitialised.
+  const auto buffer = [](std::int64_t chunks, std::int64_t chunk) {
+    return std::unique_ptr<char[]>(
+        chunks ? new char[static_cast<std::size_t>(std::min<std::int64_t>(chunks, 2) * chunk)] : nullptr);
   };
-  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_bytes);
-  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_bytes);
+  const std::unique_ptr<char[]> outgoing = buffer(send_chunks, send_chunk);
+  const std::unique_ptr<char[]> incoming = buffer(receive_chunks, receive_chunk);
   // Copies `count` bytes between a buffer and the file at stream position `position` through
   // the extents (pread when reading, pwrite when writing); false on an I/O error.
   const auto transfer = [](int fd, const std::vector<std::int64_t>& extents, std::int64_t position, char* data,
@@ -181,25 +209,53 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     }
     return count == 0;
   };
+  const auto count_of = [](std::int64_t c, std::int64_t chunk, std::int64_t bytes) {
+    return static_cast<int>(std::min(chunk, bytes - c * chunk));
+  };
+  MPI_Request sends[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  MPI_Request receives[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  double read_seconds = 0;
+  double write_seconds = 0;
+  double wait_seconds = 0;
+  const auto post_receive = [&](std::int64_t c) {
+    check_mpi(MPI_Irecv(incoming.get() + (c % 2) * receive_chunk, count_of(c, receive_chunk, receive_bytes), MPI_BYTE,
+                        src, 1, comm.get(), &receives[c % 2]),
+              "partner copy: MPI_Irecv");
+  };
+  const auto wait = [&](MPI_Request& request) {
+    const auto at = std::chrono::steady_clock::now();
+    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "partner copy: MPI_Wait");
+    wait_seconds += seconds_since(at);
+  };
+  for (std::int64_t c = 0; c < std::min<std::int64_t>(receive_chunks, 2); ++c) post_receive(c);
   for (std::int64_t c = 0; c < std::max(send_chunks, receive_chunks); ++c) {
-    int send_count = 0;
-    int receive_count = 0;
-    if (c == 0 && send_chunks > 0) fault_point("local.partner.send");
     if (c < send_chunks) {
-      send_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, send_bytes - c * kChunkBytes));
-      if (!transfer(in, send_extents, c * kChunkBytes, outgoing.get(), send_count, false))
+      if (c == 0) fault_point("local.partner.send");
+      wait(sends[c % 2]);  // chunk c-2 has left this buffer
+      char* data = outgoing.get() + (c % 2) * send_chunk;
+      const int count = count_of(c, send_chunk, send_bytes);
+      const auto at = std::chrono::steady_clock::now();
+      if (!transfer(in, send_extents, c * send_chunk, data, count, false))
         fail("cannot read " + send.string() + " for its partner copy");
+      read_seconds += seconds_since(at);
+      check_mpi(MPI_Isend(data, count, MPI_BYTE, dest, 1, comm.get(), &sends[c % 2]), "partner copy: MPI_Isend");
     }
-    if (c < receive_chunks)
-      receive_count = static_cast<int>(std::min<std::int64_t>(kChunkBytes, receive_bytes - c * kChunkBytes));
-    check_mpi(MPI_Sendrecv(outgoing.get(), send_count, MPI_BYTE, c < send_chunks ? dest : MPI_PROC_NULL, 1,
-                           incoming.get(), receive_count, MPI_BYTE, c < receive_chunks ? src : MPI_PROC_NULL, 1,
-                           comm.get(), MPI_STATUS_IGNORE),
-              "partner copy: MPI_Sendrecv");
-    if (out >= 0 && receive_count &&
-        !transfer(out, receive_extents, c * kChunkBytes, incoming.get(), receive_count, true))
-      fail("cannot write " + partial.string());
+    if (c < receive_chunks) {
+      wait(receives[c % 2]);
+      const auto at = std::chrono::steady_clock::now();
+      if (out >= 0 && !transfer(out, receive_extents, c * receive_chunk, incoming.get() + (c % 2) * receive_chunk,
+                                count_of(c, receive_chunk, receive_bytes), true))
+        fail("cannot write " + partial.string());
+      write_seconds += seconds_since(at);
+      if (c + 2 < receive_chunks) post_receive(c + 2);
+    }
+    // Killed here, a copy is half sent and half written (when there is more than one chunk).
+    if (c == 0) {
+      if (c < send_chunks) wait(sends[0]);
+      fault_point("local.partner.chunk");
+    }
   }
+  for (auto& request : sends) wait(request);
   if (in >= 0) ::close(in);
   if (src != MPI_PROC_NULL) {
     fault_point("local.partner.receive");
@@ -218,7 +274,9 @@ std::optional<Failure> exchange_file(const Comm& comm, int dest, const fs::path&
     }
   }
   log_debug("partner copy: sent ", human_bytes(static_cast<double>(send_bytes)), " of data, received ",
-            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s");
+            human_bytes(static_cast<double>(receive_bytes)), " in ", fixed(seconds_since(start), 3), " s (reading ",
+            fixed(read_seconds, 3), " s, writing ", fixed(write_seconds, 3), " s, waiting for MPI ",
+            fixed(wait_seconds, 3), " s)");
   return failure;
 }
 
@@ -301,8 +359,10 @@ LocalLevel::LocalLevel(const Comm& world, const CheckpointOptions& options) : wo
   if (partner_copies_ >= nodes_ && nodes_ > 1)
     log_warn("partner_copies ", partner_copies_, " on ", nodes_, " nodes: each node's copy goes to all ", nodes_ - 1,
              " others");
+  if (on_tmpfs(folder_)) buffered_ = true;
   CheckpointOptions node_options;
   node_options.lock_root = false;
+  if (buffered_) node_options.direct_io = false;
   node_io_ = std::make_unique<CheckpointIO>(node_comm_.get(), own_folder(folder_, node_), node_options);
   log_info("node-local level in ", folder_.string(), " on ", nodes_, " node(s), ", partner_copies_, " partner cop",
            partner_copies_ == 1 ? "y" : "ies", ", flush to the root every ", options.flush_every, " save(s)");
@@ -314,9 +374,9 @@ std::string LocalLevel::node_name(int node) const {
   return "node " + std::to_string(node) + " (host " + node_hosts_[node] + ")";
 }
 
-void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options) {
+void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options, const Comm& world) {
   const auto start = std::chrono::steady_clock::now();
-  const int rank = world_.rank();
+  const int rank = world.rank();
   const fs::path own = own_folder(folder_, node_);
   const std::string name = checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
   const int copies = std::min(partner_copies_, nodes_ - 1);
@@ -324,7 +384,7 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   for (int j = 1; j <= copies; ++j) sources.push_back((node_ - j + nodes_) % nodes_);
   // 0. A record of the same step from an earlier save (a job that died, then resumed from an
   // older checkpoint) must not vouch for the containers this save is about to replace.
-  run_agreed(world_, "local save: forget step " + name, [&] {
+  run_agreed(world, "local save: forget step " + name, [&] {
     if (node_comm_.rank() != 0) return;
     remove_record(own / name);
     for (int src : sources) remove_record(partner_folder(folder_, src) / name);
@@ -336,6 +396,7 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
     node_options.keep_last = 0;  // pruned below, with the commit records
     node_options.export_safetensors.clear();
     node_options.local_dir.clear();
+    if (buffered_) node_options.direct_io = false;
     const std::lock_guard hdf5_lock(h5::library_mutex());
     SaveTransaction transaction(node_comm_, own, node_options, snapshot);
     transaction.save_node_part(node_, nodes_, rank);
@@ -343,9 +404,9 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
   } catch (...) {
     failure = capture_current_exception();
   }
-  agree(world_, failure, "local save");
+  agree(world, failure, "local save");
   // 2. Partner copies: node N sends its container to N+1, ..., N+k (mod the node count).
-  run_agreed(world_, "local save: partner copy", [&] {
+  run_agreed(world, "local save: partner copy", [&] {
     // Every leader takes part in every exchange, so the fault point (a failed copy) comes after.
     if (node_comm_.rank() != 0) return save_fault_point("local.partner", rank);
     std::optional<Failure> copy_failure;
@@ -380,12 +441,12 @@ void LocalLevel::save(const Snapshot& snapshot, const CheckpointOptions& options
       log_line(LogLevel::Warn, std::string("local save: cannot record ") + name + ": " + e.what(), true);
     }
   }
-  run_agreed(world_, "local save: prune", [&] {
+  run_agreed(world, "local save: prune", [&] {
     if (node_comm_.rank() != 0) return;
     save_fault_point("local.prune", rank);
     prune();
   });
-  const double seconds = world_.allreduce_max(seconds_since(start));
+  const double seconds = world.allreduce_max(seconds_since(start));
   log_info("saved local checkpoint ", name, " on ", nodes_, " node(s) with ", copies, " partner cop",
            copies == 1 ? "y" : "ies", " in ", fixed(seconds, 3), " s");
 }
@@ -525,6 +586,38 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
                " are on no node of this allocation (own copy and partner copies lost)");
       continue;
     }
+    const auto restored = [&](LoadResult result, const std::string& moved) {
+      result.level = "local";
+      result.saved_world_size = world_.size();
+      log_info("load_latest: restored local checkpoint global_step ", step, " from ", nodes_, " node(s)",
+               moved.empty() ? std::string(", each its own copy") : "; partner copies used: " + moved,
+               shared_step >= 0 ? " (the shared root's newest is global_step " + std::to_string(shared_step) + ")"
+                                : std::string());
+      return result;
+    };
+    // Where every node holds its own copy (the usual restart), each node loads it directly:
+    // the load verifies the checksum of everything it reads, so the copy is read once. Only
+    // when that fails somewhere are the copies verified whole and partner copies considered.
+    const auto own_copy = [&](int n) -> const Copy* {
+      for (const Copy* c : per_node[n])
+        if (c->holder == n) return c;
+      return nullptr;
+    };
+    bool every_own_copy = options.verify;
+    for (int n = 0; n < nodes_ && every_own_copy; ++n) every_own_copy = own_copy(n) != nullptr;
+    if (every_own_copy) {
+      std::optional<LoadResult> result;
+      std::optional<Failure> failure;
+      try {
+        result = node_io_->load(own_copy(node_)->file, targets, options);
+      } catch (...) {
+        failure = capture_current_exception();
+      }
+      const auto agreed = agree_failure(world_, failure, "load_latest: local checkpoint");
+      if (!agreed) return restored(std::move(*result), "");
+      log_warn("load_latest: local checkpoint global_step ", step, ": ", agreed->message,
+               "; verifying every copy of it");
+    }
     // Verify copies where they lie and pick a good one per node: each node's own copy first;
     // partner copies are read only for the nodes whose own copy is missing or damaged.
     std::vector<const Copy*> chosen(nodes_, nullptr);
@@ -600,13 +693,7 @@ std::optional<LoadResult> LocalLevel::load_latest(const Snapshot& targets, const
       log_warn("load_latest: cannot restore local checkpoint global_step ", step, ": ", agreed->message);
       continue;
     }
-    result->level = "local";
-    result->saved_world_size = world_.size();
-    log_info("load_latest: restored local checkpoint global_step ", step, " from ", nodes_, " node(s)",
-             moved.empty() ? std::string(", each its own copy") : "; partner copies used: " + moved,
-             shared_step >= 0 ? " (the shared root's newest is global_step " + std::to_string(shared_step) + ")"
-                              : std::string());
-    return result;
+    return restored(std::move(*result), moved);
   }
   if (!by_step.empty() || shared_step >= 0)
     log_info("load_latest: no complete local checkpoint on the nodes of this allocation: using the shared root");

@@ -36,11 +36,15 @@ class LocalLevel {
   // copies, agrees, writes the commit records, prunes old local checkpoints. Throws the
   // agreed error on every rank when any node or copy failed (nothing is then committed).
   // Fault points (core/fault.hpp), in order: local.node.<phase> (the node's container, the
-  // phases of save_transaction.hpp), local.partner.send and local.partner.receive (in a
-  // partner copy), local.partner (after the copies, before the agreement), local.commit
-  // (agreed, no record written yet), local.records (this node's own record written, its
-  // partner records not), local.prune.
-  void save(const Snapshot& snapshot, const CheckpointOptions& options);
+  // phases of save_transaction.hpp), local.partner.send, local.partner.chunk (after the first
+  // chunk) and local.partner.receive (in a partner copy), local.partner (after the copies, before the agreement),
+  // local.commit (agreed, no record written yet), local.records (this node's own record written, its partner records
+  // not), local.prune.
+  // `world`: a duplicate of the world communicator for a save on the background engine's
+  // thread (save_async), whose collectives must not mix with the caller's; the node and
+  // leader communicators are this object's alone (every other call waits for that save).
+  void save(const Snapshot& snapshot, const CheckpointOptions& options) { save(snapshot, options, world_); }
+  void save(const Snapshot& snapshot, const CheckpointOptions& options, const Comm& world);
 
   // The shared root committed a flush of `global_step`: local checkpoints older than it are
   // pruned (restart would not choose them). Collective over world when `prune_now`; otherwise
@@ -73,6 +77,7 @@ class LocalLevel {
   std::string job_;
   std::filesystem::path folder_;  // this node's local folder, job substituted
   int partner_copies_ = 1;
+  bool buffered_ = false;  // the local folder is on tmpfs: no O_DIRECT there
   int keep_last_ = 2;
   std::int64_t flushed_step_ = -1;         // the newest flush to the shared root known here
   std::unique_ptr<CheckpointIO> node_io_;  // loads over node_comm_ from folder_/node{N}

@@ -56,11 +56,13 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
   using detail::human_bytes;
   using detail::seconds_since;
   wait_for_background();
-  // The node-local level is saved synchronously (a copy into node-local memory or NVMe);
-  // only the flush to the root goes to the background engine.
-  if (!save_local_level(snapshot))
-    return local->folder() / ("node" + std::to_string(local->node())) /
-           checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  if (local) {
+    // A save to the local level only: staged here, written in the background. A flush save
+    // writes its local level first, synchronously, then the root in the background (the
+    // flush is the slow part; both in one background job would need a second staging copy).
+    if (!next_save_flushes()) return save_local_async(snapshot);
+    local->save(snapshot, options);
+  }
   const auto start = std::chrono::steady_clock::now();
   check_async_request(comm, snapshot);
   auto job = std::make_shared<AsyncJob>();
@@ -119,6 +121,41 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
                     " s (checks, plan and agreement ", fixed(check_seconds, 3), " s, growing the pool ",
                     fixed(reserve_seconds, 3), " s, copy and agreement ",
                     fixed(staging_seconds - check_seconds - reserve_seconds, 3), " s); writing in the background");
+  return path;
+}
+
+std::filesystem::path CheckpointIO::Impl::save_local_async(const Snapshot& snapshot) {
+  using detail::fixed;
+  using detail::human_bytes;
+  using detail::seconds_since;
+  const auto start = std::chrono::steady_clock::now();
+  std::filesystem::path path = local->folder() / ("node" + std::to_string(local->node())) /
+                               checkpoint_file_name(snapshot.running.epoch, snapshot.running.global_step);
+  check_async_request(comm, snapshot);
+  // Every shard of this rank is staged: the node's container holds the node's pieces, and
+  // which rank of the node writes a replicated one is decided on the background thread.
+  const std::uint64_t needed = detail::StagingPool::bytes_needed(snapshot, detail::StagingPool::Shards::All);
+  const auto most_needed = static_cast<std::uint64_t>(comm.allreduce_max(static_cast<std::int64_t>(needed)));
+  if (options.max_staging_bytes > 0 && most_needed > options.max_staging_bytes) {
+    detail::log_warn("save_async: staging would take ", human_bytes(static_cast<double>(most_needed)),
+                     " on some rank, over max_staging_bytes (",
+                     human_bytes(static_cast<double>(options.max_staging_bytes)),
+                     "); saving the local level synchronously instead");
+    local->save(snapshot, options);
+    return path;
+  }
+  start_background_engine();
+  auto staged = std::make_shared<Snapshot>();
+  detail::run_agreed(comm, "save_async: stage", [&] {
+    staging.reserve(needed);  // allocates and faults in only when the pool grows
+    *staged = staging.stage(snapshot, detail::StagingPool::Shards::All);
+  });
+  const double staging_seconds = seconds_since(start);
+  // The local level's collectives run on the engine's communicator; its node and partner
+  // communicators are used by nobody else until the next save, wait or load waits for this.
+  background->start([this, staged] { local->save(*staged, options, background_comm); });
+  detail::log_debug("save_async: staged ", human_bytes(static_cast<double>(needed)), " for the local level in ",
+                    fixed(staging_seconds, 3), " s; writing it and its partner copies in the background");
   return path;
 }
 

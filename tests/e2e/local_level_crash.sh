@@ -17,7 +17,8 @@ run_trainer "$RANKS" uninterrupted --ckpt-dir "$WORK/uninterrupted/shared" --loc
 expected=$(digest_of uninterrupted)
 
 # <point>@<rank>#<n> (the n-th time that rank reaches the point: the save of step n) and the
-# global_step the rerun must resume from (0: none, a fresh start). Ranks 0 and 2 lead nodes 0
+# global_step the rerun must resume from (0: none, a fresh start); `async`: the runs save with
+# --async-save, so the local save of step n runs on the background engine while step n+1 trains. Ranks 0 and 2 lead nodes 0
 # and 1 (they hold the partner copies and write the records); 1 and 3 do not. Where the killed
 # rank had already written records, or the other node's leader may have written its records
 # before the launcher stopped it, the new step is complete too and either is right ("4|5").
@@ -31,6 +32,8 @@ cases=(
   "local.node.commit@0#5 4"            # every rank ready, the container not renamed yet
   "local.node.latest@2#5 4"            # node 1's container in place, no record anywhere
   "local.partner.send@0#5 4"
+  "local.partner.chunk@0#5 4"          # node 0 mid-copy: its first chunk sent and node 1's received
+  "local.partner.chunk@2#5 4"          # the same on node 1
   "local.partner.receive@2#5 4"        # node 0's copy written on node 1, not renamed
   "local.partner@3#5 4"                # every copy done, not yet agreed
   "local.commit#5 4"                   # agreed, both leaders killed before any record
@@ -39,22 +42,27 @@ cases=(
   "local.prune@2#5 4|5"
   "local.node.write@3#6 5"             # the local save of a flush step
   "save.write@1#2 6"                   # the flush of step 6, after its local save committed
+  "local.node.write@1#5 4 async"
+  "local.partner.chunk@2#5 4 async"
+  "local.commit@2#5 4|5 async"
 )
 
 for case in "${cases[@]}"; do
-  read -r fault expect <<<"$case"
+  read -r fault expect mode <<<"$case"
   point=${fault%%[@#]*}
-  dir=$WORK/${fault//[@#]/-}
-  echo "== kill at $fault"
+  dir=$WORK/${fault//[@#]/-}${mode:+-$mode}
+  mode_flags=()
+  [[ $mode == async ]] && mode_flags=(--async-save)
+  echo "== kill at $fault${mode:+ ($mode)}"
   status=0
   CKPTIO_FAULT_INJECT="$fault:kill" run_trainer "$RANKS" killed --ckpt-dir "$dir/shared" --local-dir "$dir/local" \
-    "${flags[@]}" || status=$?
+    "${flags[@]}" "${mode_flags[@]}" || status=$?
   [[ $status -ne 0 ]] || fail "$fault: the run that should have been killed ended normally"
   [[ $status -ne 124 ]] || fail "$fault: the killed run hung"
   expect_line killed "fault injection: killing this process at $point\$"
   expect_no_line killed '^final digest:'
 
-  run_trainer "$RANKS" resumed --ckpt-dir "$dir/shared" --local-dir "$dir/local" "${flags[@]}" --resume ||
+  run_trainer "$RANKS" resumed --ckpt-dir "$dir/shared" --local-dir "$dir/local" "${flags[@]}" "${mode_flags[@]}" --resume ||
     fail "$fault: the rerun failed"
   if [[ $expect == 0 ]]; then
     expect_line resumed '^no checkpoint in .*: starting fresh$'
