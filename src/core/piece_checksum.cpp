@@ -35,7 +35,7 @@ PieceChecksums copy_and_checksum_piece(void* destination, const void* source, st
   const auto* from = static_cast<const unsigned char*>(source);
   PieceChecksums out;
   if (chunk_bytes == 0 || bytes <= chunk_bytes) {
-    copy_streaming(to, from, bytes);
+    if (bytes > 0) copy_streaming(to, from, bytes);  // an empty piece may have no memory at all
     out.whole = xxh3_64(from, bytes);
     return out;
   }
