@@ -110,10 +110,11 @@ class CheckpointIO {
 
   // Collective. Like save(), but returns as soon as the save is planned (an error in the plan,
   // such as shards that disagree across ranks, is thrown here) and the shards this rank writes
-  // are copied into a reusable staging buffer: a background thread, on its own duplicate of the communicator,
-  // writes and commits the checkpoint while training goes on, so the snapshot's tensors may
-  // change as soon as this returns. Waits for the previous save first. Needs MPI initialised
-  // with MPI_THREAD_MULTIPLE (UsageError otherwise). While a save is in flight, the program
+  // are copied into a reusable staging buffer, checksummed in the same pass: a background thread
+  // ("ckptio-io"), on its own duplicate of the communicator, writes and commits the checkpoint
+  // while training goes on, so the snapshot's tensors may change as soon as this returns.
+  // Waits for the previous save first. Needs MPI initialised with MPI_THREAD_MULTIPLE
+  // (UsageError otherwise). While a save is in flight, the program
   // must not call HDF5 itself (ckptio's own calls wait for it). Returns the path the
   // checkpoint will have once committed; its outcome is reported by the next wait(), save(),
   // save_async(), load(), load_latest() or latest() on this object, which rethrow its error.

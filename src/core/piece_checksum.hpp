@@ -24,6 +24,13 @@ struct PieceChecksums {
 // The checksums of `bytes` bytes at `data`.
 PieceChecksums checksum_piece(const void* data, std::uint64_t bytes, std::uint64_t chunk_bytes);
 
+// Copies `bytes` bytes from `source` to `destination` (copy_streaming) one checksum chunk at
+// a time and returns the checksums of the bytes, the same as checksum_piece(source, ...):
+// each chunk is hashed right after its copy, from the source, which the copy has just
+// brought into the cache, so that the bytes are read from memory once, not twice.
+PieceChecksums copy_and_checksum_piece(void* destination, const void* source, std::uint64_t bytes,
+                                       std::uint64_t chunk_bytes);
+
 // The piece checksum of a piece with these chunk checksums.
 std::uint64_t hash_of_chunks(const std::vector<std::uint64_t>& chunks) noexcept;
 

@@ -29,20 +29,22 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 namespace {
-double thread_cpu_seconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_THREAD, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
+double seconds_of(const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; }
 }  // namespace
 
-PhaseTimes::PhaseTimes() : at_(std::chrono::steady_clock::now()), cpu_at_(thread_cpu_seconds()) {}
+PhaseTimes::ThreadCpu PhaseTimes::thread_cpu() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return {seconds_of(usage.ru_utime), seconds_of(usage.ru_stime)};
+}
+
+PhaseTimes::PhaseTimes() : at_(std::chrono::steady_clock::now()), cpu_at_(thread_cpu()) {}
 
 void PhaseTimes::done(const char* name) {
-  const double cpu = thread_cpu_seconds();
+  const ThreadCpu cpu = thread_cpu();
   if (!text_.empty()) text_ += ", ";
-  text_ += std::string(name) + " " + fixed(seconds_since(at_), 3) + " (cpu " + fixed(cpu - cpu_at_, 3) + ")";
+  text_ += std::string(name) + " " + fixed(seconds_since(at_), 3) + " (cpu user " + fixed(cpu.user - cpu_at_.user, 3) +
+           " system " + fixed(cpu.system - cpu_at_.system, 3) + ")";
   at_ = std::chrono::steady_clock::now();
   cpu_at_ = cpu;
 }

@@ -23,8 +23,15 @@ class PhaseTimes {
   const std::string& text() const { return text_; }
 
  private:
+  // The calling thread's CPU seconds so far (getrusage(RUSAGE_THREAD)).
+  struct ThreadCpu {
+    double user = 0;
+    double system = 0;
+  };
+  static ThreadCpu thread_cpu();
+
   std::chrono::steady_clock::time_point at_;
-  double cpu_at_;
+  ThreadCpu cpu_at_;
   std::string text_;
 };
 

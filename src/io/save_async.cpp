@@ -89,7 +89,10 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
     const auto reserve_start = std::chrono::steady_clock::now();
     staging.reserve(needed);  // allocates and faults in only when the pool grows
     reserve_seconds = seconds_since(reserve_start);
-    job->staged = staging.stage(snapshot, written);
+    // The host pieces are copied and checksummed in one pass, here, so that the I/O
+    // thread only writes (docs/PERFORMANCE.md, "Background saves").
+    job->staged = staging.stage_device_shards(snapshot, written);
+    job->transaction->stage_written_pieces(job->staged);
   });
   job->transaction->continue_on(background_comm, job->staged);
   const double staging_seconds = seconds_since(start);
@@ -100,16 +103,24 @@ std::filesystem::path CheckpointIO::Impl::save_async(const Snapshot& snapshot) {
     try {
       const std::lock_guard hdf5_lock(detail::h5::library_mutex());
       auto& tx = *job->transaction;
-      tx.create();
-      tx.write();
-      tx.metadata();
-      tx.durable();
-      tx.export_group();
-      tx.commit();
+      // Where the I/O thread's time and CPU go (the debug log; docs/PERFORMANCE.md).
+      detail::PhaseTimes phases;
+      auto timed = [&](const char* name, auto&& phase) {
+        phase();
+        phases.done(name);
+      };
+      timed("create", [&] { tx.create(); });
+      timed("write", [&] { tx.write(); });
+      timed("metadata", [&] { tx.metadata(); });
+      timed("durable", [&] { tx.durable(); });
+      timed("export", [&] { tx.export_group(); });
+      timed("commit", [&] { tx.commit(); });
       // The local level's pruning runs on this communicator's thread, at the next save.
       if (local) local->flushed(global_step, /*prune_now=*/false);
-      tx.retain();
-      tx.finish();
+      timed("retain", [&] { tx.retain(); });
+      const auto path = tx.finish();
+      detail::log_debug("save_async: ", path.filename().string(),
+                        " on the I/O thread, seconds per phase: ", phases.text());
     } catch (...) {
       in_flight_since_ns = 0;
       throw;

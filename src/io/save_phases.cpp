@@ -141,7 +141,8 @@ void SaveTransaction::write() {
         const LocalTensor& lt = local_[p.writer_decl];
         const char* data = byte_pointer(lt, lt.segments[p.writer_segment]);
         writer_->write_block(ti, p.block, data);
-        h5::append_piece_checksums(my_checksums_, ti, pi, checksum_piece(data, p.bytes, kChecksumChunkBytes));
+        if (!checksummed_)
+          h5::append_piece_checksums(my_checksums_, ti, pi, checksum_piece(data, p.bytes, kChecksumChunkBytes));
       }
     }
     writer_->flush_blocks();

@@ -6,7 +6,9 @@
 #include "ckptio/error.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
+#include "core/piece_checksum.hpp"
 #include "h5/container_writer.hpp"
+#include "h5/index_tables.hpp"
 #include "io/fs_util.hpp"
 #include "io/log_format.hpp"
 
@@ -109,6 +111,29 @@ void SaveTransaction::continue_on(const Comm& comm, const Snapshot& staged) {
   // The staged copy has the same tensors in the same order; its shards not written by this
   // rank may still be in device memory, and are never read.
   local_ = collect_local_tensors(staged, comm.rank(), true);
+}
+
+void SaveTransaction::stage_written_pieces(const Snapshot& staged) {
+  const int rank = comm_->rank();
+  const std::vector<LocalTensor> slots = collect_local_tensors(staged, rank, true);
+  my_checksums_.clear();
+  for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
+    const auto& t = plan_.tensors[ti];
+    for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
+      const auto& p = t.pieces[pi];
+      if (p.writer != rank) continue;
+      const LocalTensor& source = local_[p.writer_decl];
+      const LocalTensor& slot = slots[p.writer_decl];
+      const Segment& segment = source.segments[p.writer_segment];
+      char* destination = writable_byte_pointer(slot, segment);
+      const PieceChecksums sums =
+          source.shard->device == kHostMemory
+              ? copy_and_checksum_piece(destination, byte_pointer(source, segment), p.bytes, kChecksumChunkBytes)
+              : checksum_piece(destination, p.bytes, kChecksumChunkBytes);
+      h5::append_piece_checksums(my_checksums_, ti, pi, sums);
+    }
+  }
+  checksummed_ = true;
 }
 
 std::vector<bool> SaveTransaction::written_tensors() const {

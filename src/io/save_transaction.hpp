@@ -72,6 +72,13 @@ class SaveTransaction {
   // snapshot `staged`, a copy of the planned one whose written shards point into the
   // staging pool. Both must outlive the transaction.
   void continue_on(const Comm& comm, const Snapshot& staged);
+  // For save_async, after plan() and before continue_on(), on the caller's thread: fills the
+  // slots of `staged` (StagingPool::stage_device_shards) with the pieces this rank writes
+  // from its host shards, and computes every written piece's checksums, each checksum chunk
+  // while the copy has it in the cache (device shards, staged already, are hashed in their
+  // staged copies). write() then only writes: the I/O thread neither hashes nor reads the
+  // bytes a second time. Not collective.
+  void stage_written_pieces(const Snapshot& staged);
   // After plan(): for each of this rank's tensors (in declaration order), whether this rank
   // writes some piece of it, that is, whether the remaining phases read its memory.
   std::vector<bool> written_tensors() const;
@@ -104,6 +111,7 @@ class SaveTransaction {
   std::unique_ptr<h5::ContainerWriter> writer_;
   std::uint64_t reserved_bytes_ = 0;
   std::string my_checksums_;  // h5/index_tables.hpp
+  bool checksummed_ = false;  // my_checksums_ is complete before write() (stage_written_pieces)
   bool partial_may_exist_ = false;
   bool committed_ = false;
   bool aborted_ = false;

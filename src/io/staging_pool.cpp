@@ -104,6 +104,14 @@ Snapshot StagingPool::stage(const Snapshot& snapshot, const Selection& which) {
   });
 }
 
+Snapshot StagingPool::stage_device_shards(const Snapshot& snapshot, const Selection& which) {
+  return rebind(snapshot, which, [](const TensorShard& shard, std::byte* slot) {
+    const std::uint64_t bytes = shard.local_bytes();
+    if (bytes == 0 || !shard.data || shard.device == kHostMemory) return;
+    cuda::copy_device_to_host(slot, shard.data.get(), bytes, shard.device);
+  });
+}
+
 Snapshot StagingPool::host_targets(const Snapshot& targets) {
   return rebind(targets, selection(targets, Shards::DeviceOnly), [](const TensorShard&, std::byte*) {});
 }

@@ -34,6 +34,10 @@ class StagingPool {
   // staged into again while the returned snapshot is in use.
   Snapshot stage(const Snapshot& snapshot, Shards which);
   Snapshot stage(const Snapshot& snapshot, const Selection& which);
+  // Like stage(), but copies only the selected device shards: the slots of the selected host
+  // shards are left as they are, for a caller that fills them itself (save_async copies the
+  // pieces it writes and checksums them in the same pass).
+  Snapshot stage_device_shards(const Snapshot& snapshot, const Selection& which);
 
   // For a load into device memory: a snapshot like `targets` whose device shards are
   // replaced by (uninitialised) host buffers of the pool; after the load,

@@ -106,7 +106,11 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
   const int len = static_cast<int>(mine.size());
   // Every rank learns every length, so that all refuse a total over 2 GiB together.
   std::vector<int> lens(size_), displs(size_);
-  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_), "MPI_Allgather");
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(sleep_while_waiting_
+                ? wait_sleeping(MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request), request)
+                : MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_),
+            "MPI_Allgather");
   long long total = 0;
   for (int r = 0; r < size_; ++r) {
     displs[r] = static_cast<int>(total);
@@ -114,7 +118,11 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
   }
   if (total > std::numeric_limits<int>::max()) throw Error("gathered metadata exceeds 2 GiB");
   std::string all(rank_ == root ? static_cast<std::size_t>(total) : 0, '\0');
-  check_mpi(MPI_Gatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, root, comm_),
+  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Igatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(),
+                                                              displs.data(), MPI_BYTE, root, comm_, &request),
+                                                 request)
+                                 : MPI_Gatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(),
+                                               MPI_BYTE, root, comm_),
             "MPI_Gatherv");
   std::vector<std::string> out;
   if (rank_ != root) return out;
@@ -180,10 +188,16 @@ std::int64_t Comm::allreduce_bitwise_or(std::int64_t value) const {
 }
 void Comm::allreduce_bitwise_or(std::vector<std::uint64_t>& values) const {
   constexpr std::size_t kMaxCount = 1u << 30;  // MPI counts are ints
-  for (std::size_t at = 0; at < values.size(); at += kMaxCount)
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(kMaxCount, values.size() - at)),
-                            MPI_UINT64_T, MPI_BOR, comm_),
+  for (std::size_t at = 0; at < values.size(); at += kMaxCount) {
+    const int count = static_cast<int>(std::min(kMaxCount, values.size() - at));
+    MPI_Request request = MPI_REQUEST_NULL;
+    check_mpi(sleep_while_waiting_
+                  ? wait_sleeping(
+                        MPI_Iallreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_, &request),
+                        request)
+                  : MPI_Allreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_),
               "MPI_Allreduce");
+  }
 }
 double Comm::allreduce_max(double value) const {
   double out = 0;
