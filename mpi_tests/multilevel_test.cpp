@@ -178,9 +178,28 @@ TEST_F(LocalLevelTest, AnotherJobsLocalFilesAreIgnored) {
   state.fill();
   save_four(state);
   setenv("SLURM_JOB_ID", "4242", 1);  // the same folder, a later job
+  ::testing::internal::CaptureStderr();
   const LoadResult result = restart(state);
+  const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(result.level, "shared");
   EXPECT_EQ(result.running.global_step, 3);
+  // Rank 0 leads node 0, which scans its folder and says why each record is left alone.
+  if (world_rank() == 0) EXPECT_NE(log.find(": it belongs to job nojob, not 4242"), std::string::npos) << log;
+}
+
+// A local checkpoint saved with another grouping of ranks on nodes (here: the job restarted
+// with all ranks on one node) is never loaded: its pieces sit where that layout put them.
+TEST_F(LocalLevelTest, LocalFilesOfAnotherLayoutOfRanksOnNodesAreIgnored) {
+  TestState state(specs, world_rank(), n);
+  state.fill();
+  save_four(state);
+  setenv("CKPTIO_TEST_RANKS_PER_NODE", std::to_string(n).c_str(), 1);  // one node now
+  ::testing::internal::CaptureStderr();
+  const LoadResult result = restart(state);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(result.level, "shared");
+  EXPECT_EQ(result.running.global_step, 3);
+  if (world_rank() == 0) EXPECT_NE(log.find(": saved with another layout of ranks on nodes"), std::string::npos) << log;
 }
 
 // Each folder (own and partner copies, on every node) keeps the newest local_keep_last
