@@ -66,10 +66,20 @@ int Comm::wait_sleeping(int started, MPI_Request& request) const {
   }
 }
 
-void Comm::barrier() const {
+template <class Start, class Blocking>
+void Comm::collective(const char* what, Start&& start, Blocking&& blocking) const {
+  if (!sleep_while_waiting_) {
+    check_mpi(blocking(), what);
+    return;
+  }
   MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Ibarrier(comm_, &request), request) : MPI_Barrier(comm_),
-            "MPI_Barrier");
+  check_mpi(wait_sleeping(start(request), request), what);
+}
+
+void Comm::barrier() const {
+  collective(
+      "MPI_Barrier", [&](MPI_Request& request) { return MPI_Ibarrier(comm_, &request); },
+      [&] { return MPI_Barrier(comm_); });
 }
 
 std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
@@ -77,11 +87,10 @@ std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
     throw Error("metadata of this rank exceeds 2 GiB");
   const int len = static_cast<int>(mine.size());
   std::vector<int> lens(size_), displs(size_);
-  MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(sleep_while_waiting_
-                ? wait_sleeping(MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request), request)
-                : MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_),
-            "MPI_Allgather");
+  collective(
+      "MPI_Allgather",
+      [&](MPI_Request& request) { return MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request); },
+      [&] { return MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_); });
   long long total = 0;
   for (int r = 0; r < size_; ++r) {
     displs[r] = static_cast<int>(total);
@@ -89,12 +98,15 @@ std::vector<std::string> Comm::allgather_bytes(const std::string& mine) const {
   }
   if (total > std::numeric_limits<int>::max()) throw Error("gathered metadata exceeds 2 GiB");
   std::string all(static_cast<std::size_t>(total), '\0');
-  check_mpi(sleep_while_waiting_
-                ? wait_sleeping(MPI_Iallgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(),
-                                                MPI_BYTE, comm_, &request),
-                                request)
-                : MPI_Allgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_),
-            "MPI_Allgatherv");
+  collective(
+      "MPI_Allgatherv",
+      [&](MPI_Request& request) {
+        return MPI_Iallgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_,
+                               &request);
+      },
+      [&] {
+        return MPI_Allgatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_);
+      });
   std::vector<std::string> out(size_);
   for (int r = 0; r < size_; ++r) out[r] = all.substr(displs[r], lens[r]);
   return out;
@@ -106,11 +118,10 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
   const int len = static_cast<int>(mine.size());
   // Every rank learns every length, so that all refuse a total over 2 GiB together.
   std::vector<int> lens(size_), displs(size_);
-  MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(sleep_while_waiting_
-                ? wait_sleeping(MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request), request)
-                : MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_),
-            "MPI_Allgather");
+  collective(
+      "MPI_Allgather",
+      [&](MPI_Request& request) { return MPI_Iallgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_, &request); },
+      [&] { return MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_); });
   long long total = 0;
   for (int r = 0; r < size_; ++r) {
     displs[r] = static_cast<int>(total);
@@ -118,12 +129,15 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
   }
   if (total > std::numeric_limits<int>::max()) throw Error("gathered metadata exceeds 2 GiB");
   std::string all(rank_ == root ? static_cast<std::size_t>(total) : 0, '\0');
-  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Igatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(),
-                                                              displs.data(), MPI_BYTE, root, comm_, &request),
-                                                 request)
-                                 : MPI_Gatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(),
-                                               MPI_BYTE, root, comm_),
-            "MPI_Gatherv");
+  collective(
+      "MPI_Gatherv",
+      [&](MPI_Request& request) {
+        return MPI_Igatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, root, comm_,
+                            &request);
+      },
+      [&] {
+        return MPI_Gatherv(mine.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, root, comm_);
+      });
   std::vector<std::string> out;
   if (rank_ != root) return out;
   out.resize(size_);
@@ -133,37 +147,35 @@ std::vector<std::string> Comm::gather_bytes(const std::string& mine, int root) c
 
 std::vector<std::uint64_t> Comm::allgather_u64(std::uint64_t mine) const {
   std::vector<std::uint64_t> out(size_);
-  MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(
-      sleep_while_waiting_
-          ? wait_sleeping(MPI_Iallgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_, &request), request)
-          : MPI_Allgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_),
-      "MPI_Allgather");
+  collective(
+      "MPI_Allgather",
+      [&](MPI_Request& request) {
+        return MPI_Iallgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_, &request);
+      },
+      [&] { return MPI_Allgather(&mine, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_); });
   return out;
 }
 
 void Comm::bcast_bytes(std::string& data, int root) const {
   unsigned long long len = data.size();
-  MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(sleep_while_waiting_
-                ? wait_sleeping(MPI_Ibcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_, &request), request)
-                : MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_),
-            "MPI_Bcast");
+  collective(
+      "MPI_Bcast",
+      [&](MPI_Request& request) { return MPI_Ibcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_, &request); },
+      [&] { return MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm_); });
   data.resize(len);
   if (len > static_cast<unsigned long long>(std::numeric_limits<int>::max())) throw Error("broadcast exceeds 2 GiB");
   if (len == 0) return;
   const int count = static_cast<int>(len);
-  check_mpi(sleep_while_waiting_
-                ? wait_sleeping(MPI_Ibcast(data.data(), count, MPI_BYTE, root, comm_, &request), request)
-                : MPI_Bcast(data.data(), count, MPI_BYTE, root, comm_),
-            "MPI_Bcast");
+  collective(
+      "MPI_Bcast",
+      [&](MPI_Request& request) { return MPI_Ibcast(data.data(), count, MPI_BYTE, root, comm_, &request); },
+      [&] { return MPI_Bcast(data.data(), count, MPI_BYTE, root, comm_); });
 }
 
 void Comm::allreduce(const void* in, void* out, MPI_Datatype type, MPI_Op op) const {
-  MPI_Request request = MPI_REQUEST_NULL;
-  check_mpi(sleep_while_waiting_ ? wait_sleeping(MPI_Iallreduce(in, out, 1, type, op, comm_, &request), request)
-                                 : MPI_Allreduce(in, out, 1, type, op, comm_),
-            "MPI_Allreduce");
+  collective(
+      "MPI_Allreduce", [&](MPI_Request& request) { return MPI_Iallreduce(in, out, 1, type, op, comm_, &request); },
+      [&] { return MPI_Allreduce(in, out, 1, type, op, comm_); });
 }
 
 std::int64_t Comm::allreduce_min(std::int64_t value) const {
@@ -190,13 +202,12 @@ void Comm::allreduce_bitwise_or(std::vector<std::uint64_t>& values) const {
   constexpr std::size_t kMaxCount = 1u << 30;  // MPI counts are ints
   for (std::size_t at = 0; at < values.size(); at += kMaxCount) {
     const int count = static_cast<int>(std::min(kMaxCount, values.size() - at));
-    MPI_Request request = MPI_REQUEST_NULL;
-    check_mpi(sleep_while_waiting_
-                  ? wait_sleeping(
-                        MPI_Iallreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_, &request),
-                        request)
-                  : MPI_Allreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_),
-              "MPI_Allreduce");
+    collective(
+        "MPI_Allreduce",
+        [&](MPI_Request& request) {
+          return MPI_Iallreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_, &request);
+        },
+        [&] { return MPI_Allreduce(MPI_IN_PLACE, values.data() + at, count, MPI_UINT64_T, MPI_BOR, comm_); });
   }
 }
 double Comm::allreduce_max(double value) const {

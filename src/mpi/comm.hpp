@@ -53,6 +53,11 @@ class Comm {
   void allreduce(const void* in, void* out, MPI_Datatype type, MPI_Op op) const;
   // MPI_SUCCESS once `request` completed (started with `started`), polled with sleeps.
   int wait_sleeping(int started, MPI_Request& request) const;
+  // Runs one collective and throws naming `what` when it fails: when this communicator
+  // sleeps while waiting, the nonblocking form (`start(request)` returns its error code)
+  // polled with sleeps, else the blocking form (`blocking()`).
+  template <class Start, class Blocking>
+  void collective(const char* what, Start&& start, Blocking&& blocking) const;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
