@@ -130,21 +130,15 @@ void SaveTransaction::create() {
 
 // Write: this rank's pieces (independent transfers), checksumming each.
 void SaveTransaction::write() {
-  const int rank = comm_->rank();
   agreed("save: write " + partial_.string(), [&] {
     fault_point_of("write");
-    for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
-      const auto& t = plan_.tensors[ti];
-      for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
-        const auto& p = t.pieces[pi];
-        if (p.writer != rank) continue;
-        const LocalTensor& lt = local_[p.writer_decl];
-        const char* data = byte_pointer(lt, lt.segments[p.writer_segment]);
-        writer_->write_block(ti, p.block, data);
-        if (!checksummed_)
-          h5::append_piece_checksums(my_checksums_, ti, pi, checksum_piece(data, p.bytes, kChecksumChunkBytes));
-      }
-    }
+    for_each_written_piece([&](std::size_t ti, std::size_t pi, const PlannedPiece& p) {
+      const LocalTensor& lt = local_[p.writer_decl];
+      const char* data = byte_pointer(lt, lt.segments[p.writer_segment]);
+      writer_->write_block(ti, p.block, data);
+      if (!checksummed_)
+        h5::append_piece_checksums(my_checksums_, ti, pi, checksum_piece(data, p.bytes, kChecksumChunkBytes));
+    });
     writer_->flush_blocks();
   });
 }

@@ -114,33 +114,25 @@ void SaveTransaction::continue_on(const Comm& comm, const Snapshot& staged) {
 }
 
 void SaveTransaction::stage_written_pieces(const Snapshot& staged) {
-  const int rank = comm_->rank();
-  const std::vector<LocalTensor> slots = collect_local_tensors(staged, rank, true);
+  const std::vector<LocalTensor> slots = collect_local_tensors(staged, comm_->rank(), true);
   my_checksums_.clear();
-  for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
-    const auto& t = plan_.tensors[ti];
-    for (std::size_t pi = 0; pi < t.pieces.size(); ++pi) {
-      const auto& p = t.pieces[pi];
-      if (p.writer != rank) continue;
-      const LocalTensor& source = local_[p.writer_decl];
-      const LocalTensor& slot = slots[p.writer_decl];
-      const Segment& segment = source.segments[p.writer_segment];
-      char* destination = writable_byte_pointer(slot, segment);
-      const PieceChecksums sums =
-          source.shard->device == kHostMemory
-              ? copy_and_checksum_piece(destination, byte_pointer(source, segment), p.bytes, kChecksumChunkBytes)
-              : checksum_piece(destination, p.bytes, kChecksumChunkBytes);
-      h5::append_piece_checksums(my_checksums_, ti, pi, sums);
-    }
-  }
+  for_each_written_piece([&](std::size_t ti, std::size_t pi, const PlannedPiece& p) {
+    const LocalTensor& source = local_[p.writer_decl];
+    const LocalTensor& slot = slots[p.writer_decl];
+    const Segment& segment = source.segments[p.writer_segment];
+    char* destination = writable_byte_pointer(slot, segment);
+    const PieceChecksums sums =
+        source.shard->device == kHostMemory
+            ? copy_and_checksum_piece(destination, byte_pointer(source, segment), p.bytes, kChecksumChunkBytes)
+            : checksum_piece(destination, p.bytes, kChecksumChunkBytes);
+    h5::append_piece_checksums(my_checksums_, ti, pi, sums);
+  });
   checksummed_ = true;
 }
 
 std::vector<bool> SaveTransaction::written_tensors() const {
   std::vector<bool> written(local_.size(), false);
-  for (const auto& t : plan_.tensors)
-    for (const auto& p : t.pieces)
-      if (p.writer == comm_->rank()) written[p.writer_decl] = true;
+  for_each_written_piece([&](std::size_t, std::size_t, const PlannedPiece& p) { written[p.writer_decl] = true; });
   return written;
 }
 

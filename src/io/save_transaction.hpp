@@ -91,6 +91,17 @@ class SaveTransaction {
     run_agreed_or(*comm_, operation, std::forward<F>(fn), [this](const Failure&) { abort(); });
   }
   void abort() noexcept;
+  // Calls fn(tensor_index, piece_index, piece) for every planned piece that this rank
+  // writes, in plan order (after plan()).
+  template <class F>
+  void for_each_written_piece(F&& fn) const {
+    const int rank = comm_->rank();
+    for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
+      const auto& pieces = plan_.tensors[ti].pieces;
+      for (std::size_t pi = 0; pi < pieces.size(); ++pi)
+        if (pieces[pi].writer == rank) fn(ti, pi, pieces[pi]);
+    }
+  }
   std::uint64_t file_size_estimate() const;
   // save_fault_point of this transaction's phase `phase` (save.<phase> or local.node.<phase>).
   void fault_point_of(std::string_view phase) const;
