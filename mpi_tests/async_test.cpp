@@ -26,6 +26,11 @@ std::vector<TensorSpec> mixed_specs() {
           {"ema", "step", DType::I64, {}, Layout::Replicated}};
 }
 
+// The index of the container at `path`, read by this rank alone.
+detail::h5::ContainerIndex index_of(const fs::path& path) {
+  return detail::h5::ContainerReader(MPI_COMM_SELF, path.string()).read_index();
+}
+
 std::string read_latest_line(const fs::path& root) {
   std::ifstream in(root / "latest");
   std::string line;
@@ -91,9 +96,6 @@ TEST(AsyncSave, StagesOnlyThePiecesThisRankWrites) {
   state.snapshot().running.global_step = 2;
   const fs::path sync_path = io.save(state.snapshot());
   // The same pieces, writers and data checksums as the synchronous save.
-  auto index_of = [](const fs::path& path) {
-    return detail::h5::ContainerReader(MPI_COMM_SELF, path.string()).read_index();
-  };
   const auto async_index = index_of(async_path);
   const auto sync_index = index_of(sync_path);
   ASSERT_EQ(async_index.tensors.size(), static_cast<std::size_t>(kTensors));
@@ -130,9 +132,6 @@ TEST(AsyncSave, ChecksumsTakenWhileStagingEqualTheSynchronousSaves) {
   io.wait();
   state.snapshot().running.global_step = 2;
   const fs::path sync_path = io.save(state.snapshot());
-  auto index_of = [](const fs::path& path) {
-    return detail::h5::ContainerReader(MPI_COMM_SELF, path.string()).read_index();
-  };
   const auto async_index = index_of(async_path);
   const auto sync_index = index_of(sync_path);
   ASSERT_EQ(async_index.tensors.size(), sync_index.tensors.size());
