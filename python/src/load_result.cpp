@@ -16,16 +16,20 @@ py::list keys_to_python(const std::vector<KeyReport::Key>& keys) {
   return out;
 }
 
+void add_running_state(py::dict& out, const RunningState& running) {
+  out["epoch"] = running.epoch;
+  out["step"] = running.step;
+  out["global_step"] = running.global_step;
+  out["lr_scheduler"] = running.lr_scheduler.dump();
+  out["sampler"] = running.sampler.dump();
+  out["extras"] = running.extras.dump();
+}
+
 py::dict load_result_to_python(const LoadResult& result) {
   py::dict out;
   out["path"] = result.path;
   out["level"] = result.level;
-  out["epoch"] = result.running.epoch;
-  out["step"] = result.running.step;
-  out["global_step"] = result.running.global_step;
-  out["lr_scheduler"] = result.running.lr_scheduler.dump();
-  out["sampler"] = result.running.sampler.dump();
-  out["extras"] = result.running.extras.dump();
+  add_running_state(out, result.running);
   out["rank_blob"] = to_bytes(result.rank_blob);
   py::list saved;
   for (const auto& blob : result.saved_rank_blobs) saved.append(to_bytes(blob));

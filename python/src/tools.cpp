@@ -62,12 +62,7 @@ py::dict container_info_to_python(const ContainerInfo& info) {
   out["host"] = info.host;
   out["world_size"] = info.world_size;
   out["file_bytes"] = info.file_bytes;
-  out["epoch"] = info.running.epoch;
-  out["step"] = info.running.step;
-  out["global_step"] = info.running.global_step;
-  out["lr_scheduler"] = info.running.lr_scheduler.dump();
-  out["sampler"] = info.running.sampler.dump();
-  out["extras"] = info.running.extras.dump();
+  add_running_state(out, info.running);
   out["rank_blob_sizes"] = py::cast(info.rank_blob_sizes);
   out["tensors"] = tensors_to_python(info.tensors);
   return out;
@@ -146,11 +141,8 @@ void bind_tools(py::module_& m) {
           options.dtype = *parsed;
         }
         options.max_shard_size = max_shard_size;
-        ExportResult result;
-        {
-          py::gil_scoped_release release;
-          result = export_safetensors(handle, checkpoint, group, out, options);
-        }
+        const ExportResult result =
+            without_gil([&] { return export_safetensors(handle, checkpoint, group, out, options); });
         py::dict d;
         d["files"] = paths_to_python(result.files);
         d["index"] = result.index ? py::cast(result.index->string()) : py::none();
@@ -174,11 +166,8 @@ void bind_tools(py::module_& m) {
         options.convert_dtype = convert_dtype;
         const StateDict empty;
         const StateDict& state_dict = state.snapshot.model ? *state.snapshot.model : empty;
-        LoadCheckpointResult result;
-        {
-          py::gil_scoped_release release;
-          result = load_checkpoint(handle, state_dict, path, options);
-        }
+        const LoadCheckpointResult result =
+            without_gil([&] { return load_checkpoint(handle, state_dict, path, options); });
         py::dict d;
         d["missing"] = keys_to_python(result.keys.missing);
         d["unexpected"] = keys_to_python(result.keys.unexpected);
@@ -192,11 +181,8 @@ void bind_tools(py::module_& m) {
       "verify",
       [](std::uintptr_t comm, const std::string& path) {
         const MPI_Comm handle = comm_from_address(comm);
-        VerifyReport report;
-        {
-          py::gil_scoped_release release;
-          report = verify_container(handle, resolve_checkpoint_path(path));
-        }
+        const VerifyReport report =
+            without_gil([&] { return verify_container(handle, resolve_checkpoint_path(path)); });
         py::dict d;
         d["path"] = report.path.string();
         d["ok"] = report.ok();
@@ -212,23 +198,13 @@ void bind_tools(py::module_& m) {
   m.def(
       "inspect_container",
       [](const std::string& path) {
-        ContainerInfo info;
-        {
-          py::gil_scoped_release release;
-          info = inspect_container(path);
-        }
-        return container_info_to_python(info);
+        return container_info_to_python(without_gil([&] { return inspect_container(path); }));
       },
       py::arg("path"));
   m.def(
       "inspect_safetensors",
       [](const std::string& path) {
-        SafetensorsInfo info;
-        {
-          py::gil_scoped_release release;
-          info = inspect_safetensors(path);
-        }
-        return safetensors_info_to_python(info);
+        return safetensors_info_to_python(without_gil([&] { return inspect_safetensors(path); }));
       },
       py::arg("path"));
   m.def(
