@@ -1,6 +1,9 @@
 #include "mpi/comm.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -11,6 +14,17 @@
 #include "mpi/mpi_error.hpp"
 
 namespace ckptio::detail {
+
+namespace {
+
+// Words of cpu_affinity_words: as many as cpu_set_t has bits.
+#if defined(__linux__)
+constexpr std::size_t kAffinityWords = (CPU_SETSIZE + 63) / 64;
+#else
+constexpr std::size_t kAffinityWords = 1;
+#endif
+
+}  // namespace
 
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -221,11 +235,46 @@ bool node_oversubscribed(const Comm& comm) {
   check_mpi(MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
             "MPI_Comm_split_type (ranks on this node)");
   int node_ranks = 1;
-  const int rc = MPI_Comm_size(node, &node_ranks);
+  const int size_rc = MPI_Comm_size(node, &node_ranks);
+  // The union of the node's affinity masks, and one more word: nonzero where some rank could
+  // not read its mask.
+  std::vector<std::uint64_t> words = cpu_affinity_words();
+  const bool mask_known = !words.empty();
+  words.resize(kAffinityWords + 1, 0);
+  words.back() = mask_known ? 0 : 1;
+  const int union_rc =
+      size_rc != MPI_SUCCESS
+          ? MPI_SUCCESS
+          : MPI_Allreduce(MPI_IN_PLACE, words.data(), static_cast<int>(words.size()), MPI_UINT64_T, MPI_BOR, node);
   MPI_Comm_free(&node);
-  check_mpi(rc, "MPI_Comm_size (ranks on this node)");
-  const unsigned cores = std::thread::hardware_concurrency();  // 0: unknown
+  check_mpi(size_rc, "MPI_Comm_size (ranks on this node)");
+  check_mpi(union_rc, "MPI_Allreduce (CPU affinity of the ranks on this node)");
+  const bool every_mask_known = words.back() == 0;
+  words.pop_back();
+  const unsigned cores = node_cores(every_mask_known ? std::optional(std::move(words)) : std::nullopt,
+                                    std::thread::hardware_concurrency());
   return cores > 0 && static_cast<unsigned>(node_ranks) > cores;
+}
+
+std::vector<std::uint64_t> cpu_affinity_words() {
+  std::vector<std::uint64_t> words;
+#if defined(__linux__)
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  // Fails (EINVAL) where the kernel's mask is wider than cpu_set_t: then unknown.
+  if (sched_getaffinity(0, sizeof(mask), &mask) != 0) return words;
+  words.assign(kAffinityWords, 0);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &mask)) words[cpu / 64] |= std::uint64_t{1} << (cpu % 64);
+#endif
+  return words;
+}
+
+unsigned node_cores(const std::optional<std::vector<std::uint64_t>>& affinity_union, unsigned cores_online) {
+  if (!affinity_union) return cores_online;
+  unsigned cpus = 0;
+  for (const std::uint64_t word : *affinity_union) cpus += static_cast<unsigned>(std::popcount(word));
+  return cpus > 0 ? cpus : cores_online;
 }
 
 }  // namespace ckptio::detail

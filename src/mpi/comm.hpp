@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,19 @@ class Comm {
 // Throws ckptio::Error naming `what` when an MPI call fails.
 void check_mpi(int rc, const char* what);
 
-// Whether this rank's node runs more of comm's ranks than it has cores online: there a rank
-// that spins in a collective takes a core from a rank that still works. Collective over comm.
+// Whether this rank's node runs more of comm's ranks than the cores they may run on (the
+// union of their CPU affinity masks, so that a job given part of a node counts its part and
+// ranks bound to one core each are not mistaken for ranks sharing one): there a rank that
+// spins in a collective takes a core from a rank that still works. Collective over comm.
 bool node_oversubscribed(const Comm& comm);
+
+// The CPUs this thread may run on (its affinity mask) as bit words: bit c % 64 of word c / 64
+// stands for CPU c. Empty where the mask cannot be read.
+std::vector<std::uint64_t> cpu_affinity_words();
+
+// The cores a node's ranks may run on: the CPUs set in `affinity_union` (the union of their
+// cpu_affinity_words), or `cores_online` (0: unknown) where that is unknown (nullopt: some
+// rank could not read its mask) or names no CPU.
+unsigned node_cores(const std::optional<std::vector<std::uint64_t>>& affinity_union, unsigned cores_online);
 
 }  // namespace ckptio::detail
