@@ -94,6 +94,46 @@ TEST(Packed, ManySmallTensorsRoundTripBitExactOnEveryRankCount) {
   }
 }
 
+// Replicated small tensors: the plan spreads their writing over the ranks, and each rank's
+// tensors lie together in their group's packed dataset (in index order among them), so
+// that its writes and reads are a few long runs rather than one per tensor.
+TEST(Packed, EachWritersTensorsLieTogether) {
+  const int n = world_size(), rank = world_rank();
+  std::vector<TensorSpec> specs;
+  for (int i = 0; i < 200; ++i)
+    specs.push_back({"model", "experts." + std::to_string(i), DType::BF16, {3 + i % 7, 8}, Layout::Replicated});
+  SharedTempDir dir;
+  fs::path saved;
+  {
+    TestState state(specs, rank, n);
+    state.fill();
+    CheckpointIO io(MPI_COMM_WORLD, dir.path());
+    saved = io.save(state.snapshot());
+  }
+  if (rank == 0) {
+    detail::h5::ContainerReader reader(MPI_COMM_NULL, saved.string());
+    const auto index = reader.read_index();
+    std::vector<std::pair<std::uint64_t, int>> by_offset;  // packed offset, writer
+    std::vector<int> tensors_per_writer(n, 0);
+    for (const auto& t : index.tensors) {
+      ASSERT_TRUE(t.packed_offset.has_value()) << t.name;
+      ASSERT_EQ(t.pieces.size(), 1u) << t.name;
+      by_offset.emplace_back(*t.packed_offset, t.pieces[0].writer);
+      ++tensors_per_writer[t.pieces[0].writer];
+    }
+    std::sort(by_offset.begin(), by_offset.end());
+    for (std::size_t i = 1; i < by_offset.size(); ++i)
+      EXPECT_LE(by_offset[i - 1].second, by_offset[i].second)
+          << "writer " << by_offset[i - 1].second << "'s tensors are interleaved with another's";
+    for (int r = 0; r < n; ++r) EXPECT_GT(tensors_per_writer[r], 0) << "rank " << r << " writes none";
+  }
+  TestState loaded(specs, rank, n);
+  loaded.poison();
+  CheckpointIO io(MPI_COMM_WORLD, dir.path());
+  io.load(saved, loaded.snapshot());
+  EXPECT_EQ(loaded.check(), "");
+}
+
 TEST(Packed, FormatVersion1StillLoadsAndVerifies) {
   const int n = world_size(), rank = world_rank();
   SharedTempDir dir;

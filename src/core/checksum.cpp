@@ -21,10 +21,15 @@ std::uint64_t xxh3_64(const void* data, std::size_t bytes) noexcept {
   return XXH3_64bits(data, bytes);
 }
 
+void write_hex64(std::uint64_t value, char* out) noexcept {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kDigits[value & 15];
+}
+
 std::string to_hex64(std::uint64_t value) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
-  return buf;
+  std::string out(16, '0');
+  write_hex64(value, out.data());
+  return out;
 }
 
 std::optional<std::uint64_t> from_hex64(std::string_view text) noexcept {

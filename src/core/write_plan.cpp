@@ -7,10 +7,10 @@
 #include <map>
 #include <numeric>
 #include <string_view>
-#include <unordered_map>
 
 #include "ckptio/error.hpp"
 #include "ckptio/snapshot.hpp"
+#include "core/checksum.hpp"
 #include "core/piece_math.hpp"
 
 namespace ckptio::detail {
@@ -18,16 +18,30 @@ namespace {
 
 std::string qualified(int group, const std::string& name) { return std::string(kGroupNames[group]) + "/" + name; }
 
-// A tensor's key in the ranks' declarations, which outlive the planning.
-struct DeclKey {
-  int group;
-  std::string_view name;
-  bool operator==(const DeclKey&) const = default;
-};
-struct DeclKeyHash {
-  std::size_t operator()(const DeclKey& k) const noexcept {
-    return std::hash<std::string_view>()(k.name) ^ static_cast<std::size_t>(k.group);
+// The planned tensors by group and name: open addressing over their positions, sized once
+// for every declaration (no allocation per tensor: a node-based map cost as much as the rest
+// of the planning at 100,000 tensors).
+class TensorTable {
+ public:
+  explicit TensorTable(std::size_t declarations) {
+    std::size_t capacity = 16;
+    while (capacity < 2 * declarations) capacity *= 2;
+    slots_.assign(capacity, kEmpty);
   }
+  // The slot of (group, name): its position in `tensors`, or kEmpty where it would go.
+  std::uint32_t& find(const std::vector<PlannedTensor>& tensors, int group, std::string_view name) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t slot = (xxh3_64(name.data(), name.size()) + static_cast<std::size_t>(group)) & mask;
+    for (; slots_[slot] != kEmpty; slot = (slot + 1) & mask) {
+      const PlannedTensor& t = tensors[slots_[slot]];
+      if (t.group == group && t.name == name) break;
+    }
+    return slots_[slot];
+  }
+  static constexpr std::uint32_t kEmpty = UINT32_MAX;
+
+ private:
+  std::vector<std::uint32_t> slots_;
 };
 
 // Whether the pieces tile the tensor as blocks of whole rows (every dimension but the
@@ -93,8 +107,8 @@ WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, C
   for (const auto& decls : decls_per_rank) declared += decls.size();
   // Keys view the planned tensors' names, which never move: room for every declaration is
   // reserved, and names and blocks are moved out of the declarations, which the plan owns.
-  std::unordered_map<DeclKey, std::size_t, DeclKeyHash> index;
-  index.reserve(declared);
+  if (declared >= TensorTable::kEmpty) throw UsageError("too many tensor declarations to plan");
+  TensorTable index(declared);
   plan.tensors.reserve(declared);
   std::vector<std::vector<std::size_t>> slot(world);
   for (int r = 0; r < world; ++r) slot[r].resize(decls_per_rank[r].size());
@@ -104,29 +118,28 @@ WritePlan make_write_plan(std::vector<std::vector<TensorDecl>> decls_per_rank, C
       for (std::size_t di = 0; di < decls_per_rank[r].size(); ++di) {
         auto& d = decls_per_rank[r][di];
         if (d.group != group) continue;
-        const auto it = index.find(DeclKey{d.group, d.name});
-        if (it == index.end()) {
-          slot[r][di] = plan.tensors.size();
+        std::uint32_t& found = index.find(plan.tensors, d.group, d.name);
+        if (found == TensorTable::kEmpty) {
+          found = static_cast<std::uint32_t>(plan.tensors.size());
+          slot[r][di] = found;
           PlannedTensor& t = plan.tensors.emplace_back();
           t.group = d.group;
           t.name = std::move(d.name);
           t.dtype = d.dtype;
-          t.shape = d.shape;
-          index.emplace(DeclKey{t.group, t.name}, slot[r][di]);
+          t.shape = std::move(d.shape);
           first_holder.push_back(r);
           continue;
         }
-        slot[r][di] = it->second;
-        const PlannedTensor& t = plan.tensors[it->second];
+        slot[r][di] = found;
+        const PlannedTensor& t = plan.tensors[found];
         if (t.dtype != d.dtype)
           throw MismatchError("tensor " + qualified(d.group, d.name) + " has dtype " +
-                              std::string(dtype_name(t.dtype)) + " on rank " +
-                              std::to_string(first_holder[it->second]) + " but " + std::string(dtype_name(d.dtype)) +
-                              " on rank " + std::to_string(r));
+                              std::string(dtype_name(t.dtype)) + " on rank " + std::to_string(first_holder[found]) +
+                              " but " + std::string(dtype_name(d.dtype)) + " on rank " + std::to_string(r));
         if (t.shape != d.shape)
           throw MismatchError("tensor " + qualified(d.group, d.name) + " has global shape " + shape_to_string(t.shape) +
-                              " on rank " + std::to_string(first_holder[it->second]) + " but " +
-                              shape_to_string(d.shape) + " on rank " + std::to_string(r));
+                              " on rank " + std::to_string(first_holder[found]) + " but " + shape_to_string(d.shape) +
+                              " on rank " + std::to_string(r));
       }
     }
   }

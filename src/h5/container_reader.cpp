@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
+#include <new>
 #include <optional>
 #include <unordered_map>
 
@@ -106,9 +109,13 @@ class ContainerReader::Impl {
     std::size_t esz = 0;
     const PackedTensor* packed = nullptr;
   };
+  struct FreeBytes {
+    void operator()(char* p) const { std::free(p); }
+  };
   struct Window {
-    std::uint64_t begin = 0, end = 0;  // file addresses
-    std::unique_ptr<char[]> data;      // null until first used, and again once evicted
+    std::uint64_t begin = 0, end = 0;         // file addresses
+    std::unique_ptr<char, FreeBytes> buffer;  // null until first used, and again once evicted
+    char* data = nullptr;                     // the bytes at begin, inside buffer
   };
   void read_raw(std::uint64_t address, std::uint64_t bytes, void* out);
   // Records where the index's packed tensors lie, after checking that each lies inside its
@@ -348,7 +355,10 @@ std::string ContainerReader::Impl::read_bytes_unchecked(const char* path, std::u
     if (const auto nul = piece.find('\0'); nul != std::string::npos)
       throw FormatError(std::string(path) + " in " + path_ + " has a NUL byte at offset " +
                         std::to_string(offset + nul) + ", which JSON text never has (damaged, or a hole in the file)");
-    out += piece;
+    if (out.empty())
+      out = std::move(piece);  // the whole text, in most indexes: no copy
+    else
+      out += piece;
   }
   return out;
 }
@@ -394,6 +404,16 @@ void ContainerReader::Impl::locate_packed(const ContainerIndex& index) {
   packed_records_.clear();
   packed_names_.clear();
   packed_dims_.clear();
+  std::size_t names = 0, dims = 0, records = 0;
+  for (const auto& t : index.tensors) {
+    if (!t.packed_offset) continue;
+    ++records;
+    names += 2 + t.group.size() + t.name.size();
+    dims += t.shape.size();
+  }
+  packed_records_.reserve(records);
+  packed_names_.reserve(names);
+  packed_dims_.reserve(dims);
   for (const auto& t : index.tensors) {
     if (!t.packed_offset) continue;
     PackedRecord record;
@@ -577,6 +597,15 @@ void ContainerReader::Impl::plan_reads_unchecked(const std::vector<BlockRequest>
     const auto first = std::lower_bound(ranges.begin(), ranges.end(), std::make_pair(w.begin, std::uint64_t{0}));
     return first + 1 >= ranges.end() || (first + 1)->first >= w.end;
   });
+  // Read direct, a window is whole aligned units, which come from the device into its
+  // buffer without passing through the page cache (or a copy out of it).
+  if (!direct_.direct_io()) return;
+  constexpr std::uint64_t kAlign = kDirectIoAlignment;
+  for (std::size_t i = 0; i < windows_.size(); ++i) {
+    Window& w = windows_[i];
+    w.begin = std::max(w.begin / kAlign * kAlign, i > 0 ? windows_[i - 1].end : 0);
+    w.end = (w.end + kAlign - 1) / kAlign * kAlign;
+  }
 }
 
 void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes, void* out) {
@@ -591,16 +620,24 @@ void ContainerReader::Impl::read_raw(std::uint64_t address, std::uint64_t bytes,
         while (!loaded_windows_.empty() && loaded_bytes_ + size > kHeld) {
           Window& oldest = windows_[loaded_windows_.front()];
           loaded_bytes_ -= oldest.end - oldest.begin;
-          oldest.data.reset();
+          oldest.buffer.reset();
+          oldest.data = nullptr;
           loaded_windows_.pop_front();
         }
-        std::unique_ptr<char[]> data(new char[size]);
-        raw_file_.read_at(w.begin, data.get(), size, "read " + path_);
-        w.data = std::move(data);
+        // The bytes sit in the buffer as they sit in the file relative to the direct I/O
+        // alignment, so that their aligned middle is read straight into it.
+        constexpr std::uint64_t kAlign = kDirectIoAlignment;
+        const std::uint64_t lead = w.begin % kAlign;
+        std::unique_ptr<char, FreeBytes> buffer(
+            static_cast<char*>(std::aligned_alloc(kAlign, (lead + size + kAlign - 1) / kAlign * kAlign)));
+        if (!buffer) throw std::bad_alloc();
+        direct_.read(w.begin, buffer.get() + lead, size);
+        w.buffer = std::move(buffer);
+        w.data = w.buffer.get() + lead;
         loaded_windows_.push_back(static_cast<std::size_t>(&w - windows_.data()));
         loaded_bytes_ += size;
       }
-      std::memcpy(out, w.data.get() + (address - w.begin), bytes);
+      std::memcpy(out, w.data + (address - w.begin), bytes);
       return;
     }
   }

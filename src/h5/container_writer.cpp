@@ -86,9 +86,14 @@ class ContainerWriter::Impl {
     std::size_t esz = 0;
     std::optional<std::uint64_t> packed_offset;  // in packed_[packed_group]
     std::size_t packed_group = 0;
+    // Bytes of alignment padding between the packed tensor before it and this one, which no
+    // rank writes: a rank that wrote up to them may fill them to keep its writes one run.
+    std::uint64_t padding_before = 0;
   };
   // Writes `bytes` at `offset` of a packed dataset: through MPI-IO when it can, else HDF5.
-  void write_packed(std::size_t group, std::uint64_t offset, const void* data, std::uint64_t bytes);
+  // `padding_before`: the bytes just before `offset` are padding (see RawTarget).
+  void write_packed(std::size_t group, std::uint64_t offset, const void* data, std::uint64_t bytes,
+                    std::uint64_t padding_before);
   std::vector<RawTarget> raw_targets_;  // parallel to datasets_
   struct PackedDataset {
     Handle dataset;
@@ -153,10 +158,13 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
   // Every element is written by some rank, so the fill pass (~40% of write time) is waste.
   check(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "set fill time");
   check(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "set allocation time");
-  // Small tensors first: their places in the packed datasets of their groups.
+  // Small tensors first: their places in the packed datasets of their groups, each writing
+  // rank's tensors together (in spec order among them), so that a rank's pieces are
+  // adjacent in the file rather than interleaved with every other rank's.
   raw_targets_.resize(specs.size());
   std::vector<std::string> packed_groups;  // in order of first appearance
   std::vector<std::uint64_t> packed_bytes;
+  std::vector<std::size_t> packed_specs;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const auto& s = specs[i];
     RawTarget& target = raw_targets_[i];
@@ -171,10 +179,19 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
       g = packed_groups.end() - 1;
     }
     target.packed_group = static_cast<std::size_t>(g - packed_groups.begin());
+    packed_specs.push_back(i);
+  }
+  std::stable_sort(packed_specs.begin(), packed_specs.end(), [&](std::size_t a, std::size_t b) {
+    const auto ga = raw_targets_[a].packed_group, gb = raw_targets_[b].packed_group;
+    return ga != gb ? ga < gb : specs[a].writer < specs[b].writer;
+  });
+  for (const std::size_t i : packed_specs) {
+    RawTarget& target = raw_targets_[i];
     std::uint64_t& end = packed_bytes[target.packed_group];
-    end = (end + kPackedAlignment - 1) / kPackedAlignment * kPackedAlignment;
-    target.packed_offset = end;
-    end += bytes;
+    const std::uint64_t aligned = (end + kPackedAlignment - 1) / kPackedAlignment * kPackedAlignment;
+    target.padding_before = aligned - end;
+    target.packed_offset = end = aligned;
+    end += static_cast<std::uint64_t>(element_count(target.shape)) * target.esz;
   }
   if (!packed_groups.empty())
     groups_.push_back(checked(H5Gcreate2(file_.get(), kPackedGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -212,12 +229,12 @@ void ContainerWriter::Impl::create_datasets(const std::vector<DatasetSpec>& spec
   }
 }
 
-void ContainerWriter::Impl::write_packed(std::size_t group, std::uint64_t offset, const void* data,
-                                         std::uint64_t bytes) {
+void ContainerWriter::Impl::write_packed(std::size_t group, std::uint64_t offset, const void* data, std::uint64_t bytes,
+                                         std::uint64_t padding_before) {
   if (bytes == 0) return;
   const PackedDataset& packed = packed_.at(group);
   if (packed.address) {
-    coalescing_->write(*packed.address + offset, data, bytes);
+    coalescing_->write(*packed.address + offset, data, bytes, padding_before);
     return;
   }
   Handle file_space = checked(H5Dget_space(packed.dataset.get()), "get dataspace");
@@ -233,7 +250,7 @@ void ContainerWriter::Impl::write_block(std::size_t index, const Block& block, c
   if (raw.packed_offset) {
     const auto* bytes = static_cast<const char*>(data);
     for_each_run(raw.shape, block, raw.esz, [&](std::uint64_t at, std::uint64_t from, std::uint64_t n) {
-      write_packed(raw.packed_group, *raw.packed_offset + at, bytes + from, n);
+      write_packed(raw.packed_group, *raw.packed_offset + at, bytes + from, n, at == 0 ? raw.padding_before : 0);
     });
     return;
   }

@@ -40,6 +40,10 @@ struct DatasetSpec {
   std::string name;
   DType dtype = DType::F32;
   Shape shape;
+  // The rank that writes most of the tensor's bytes. Packed tensors lie in their group's
+  // packed dataset by this rank first (in spec order within it), so that each rank's many
+  // small writes and reads become a few large ones.
+  int writer = 0;
 };
 
 struct RootAttributes {

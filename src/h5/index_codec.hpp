@@ -60,6 +60,20 @@ int index_format_version(const ContainerIndex& index);
 // Compact JSON, keys sorted: the bytes nlohmann::json::dump() gives for the same document
 // (encode_index_as_document, kept as the reference), written directly.
 std::string encode_index(const ContainerIndex& index);
+// Where encode_index put each piece's checksums: the offsets in the text of the 16 hex
+// digits of its whole-piece xxh3 and of its first chunk checksum (the others follow every
+// 19 characters). A save encodes the index while its pieces are still being written, with
+// every checksum 0, and fills them in once known (index_tables.hpp: fill_piece_checksums).
+struct ChecksumPlaces {
+  struct Piece {
+    std::size_t xxh3 = 0;
+    std::size_t first_chunk = 0;
+    std::size_t chunks = 0;
+  };
+  std::vector<std::size_t> first_piece;  // per tensor, its first entry in `pieces`; one more at the end
+  std::vector<Piece> pieces;             // every tensor's pieces, in index order
+};
+std::string encode_index(const ContainerIndex& index, ChecksumPlaces& places);
 std::string encode_index_as_document(const ContainerIndex& index);
 // Validates everything it reads (groups, names, dtypes, shapes, pieces inside the shape,
 // checksums as 16 hex digits, one chunk checksum per chunk, one blob per rank); throws

@@ -20,6 +20,11 @@ void append_piece_checksums(std::string& table, std::size_t tensor, std::size_t 
 // FormatError when a table names a piece that `index` does not have or is cut short.
 void apply_piece_checksums(ContainerIndex& index, const std::vector<std::string>& tables);
 
+// Writes every rank's checksums into the places of `text` (encode_index with places) that
+// the index's placeholders hold, leaving its length as it is. FormatError when a table
+// names a piece the index does not have, or another number of chunks than it has.
+void fill_piece_checksums(std::string& text, const ChecksumPlaces& places, const std::vector<std::string>& tables);
+
 // A blob record as 16 bytes, and back (FormatError unless exactly 16 bytes).
 std::string encode_blob_record(const BlobRecord& record);
 BlobRecord decode_blob_record(const std::string& bytes);

@@ -22,10 +22,12 @@ namespace {
 constexpr std::uint64_t kGatherBytes = 4ull << 20;
 // One MPI call moves at most this much (its count is an int).
 constexpr std::uint64_t kMaxCallBytes = 1ull << 30;
-// O_DIRECT offsets, lengths and buffers are multiples of this (the largest logical block
-// size in common use); only writes of at least kDirectMinBytes go direct.
-constexpr std::uint64_t kDirectAlign = 4096;
+// Only writes of at least kDirectMinBytes go direct.
+constexpr std::uint64_t kDirectAlign = kDirectIoAlignment;
 constexpr std::uint64_t kDirectMinBytes = 1ull << 20;
+// A gathered run of small pieces goes direct from this size: its bytes are already one copy
+// away from the caller's, which the page cache would only copy again.
+constexpr std::uint64_t kDirectGatheredMinBytes = 64ull << 10;
 // Unaligned sources are copied through an aligned buffer of this size.
 constexpr std::uint64_t kBounceBytes = 8ull << 20;
 // Reads of at least this size go direct: below it a buffered read is as fast, and larger
@@ -131,6 +133,7 @@ void RawFile::read_at(std::uint64_t address, void* data, std::uint64_t bytes, co
 CoalescingWriter::~CoalescingWriter() {
   if (direct_fd_ >= 0) ::close(direct_fd_);
   std::free(bounce_);
+  std::free(gather_);
 }
 
 void CoalescingWriter::enable_direct_io() {
@@ -180,14 +183,15 @@ bool CoalescingWriter::write_direct(std::uint64_t address, const char* data, std
   return true;
 }
 
-void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::uint64_t bytes) {
+void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::uint64_t bytes,
+                                 std::uint64_t direct_min_bytes) {
   const char* p = static_cast<const char*>(data);
-  if (direct_fd_ >= 0 && bytes >= kDirectMinBytes) {
+  if (direct_fd_ >= 0 && bytes >= direct_min_bytes) {
     const std::uint64_t begin = (address + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
     const std::uint64_t end = (address + bytes) / kDirectAlign * kDirectAlign;
     if (write_direct(begin, p + (begin - address), end - begin)) {
-      if (begin > address) write_now(address, p, begin - address);
-      if (address + bytes > end) write_now(end, p + (end - address), address + bytes - end);
+      if (begin > address) write_now(address, p, begin - address, kDirectMinBytes);
+      if (address + bytes > end) write_now(end, p + (end - address), address + bytes - end, kDirectMinBytes);
       return;
     }
     log_debug("direct I/O refused for ", path_, "; writing through the page cache");
@@ -198,30 +202,74 @@ void CoalescingWriter::write_now(std::uint64_t address, const void* data, std::u
                  "write " + std::to_string(bytes) + " bytes at offset " + std::to_string(address) + " of " + path_);
 }
 
-void CoalescingWriter::write(std::uint64_t address, const void* data, std::uint64_t bytes) {
+char* CoalescingWriter::pending_data() const { return gather_ + pending_address_ % kDirectAlign; }
+
+void CoalescingWriter::append(const char* data, std::uint64_t bytes) {
+  while (bytes > 0) {
+    const std::uint64_t n = std::min(bytes, kGatherBytes - pending_bytes_);
+    if (data) {
+      std::memcpy(pending_data() + pending_bytes_, data, n);
+      data += n;
+    } else {
+      std::memset(pending_data() + pending_bytes_, 0, n);
+    }
+    pending_bytes_ += n;
+    bytes -= n;
+    if (pending_bytes_ == kGatherBytes) write_full_buffer();
+  }
+}
+
+void CoalescingWriter::write(std::uint64_t address, const void* data, std::uint64_t bytes,
+                             std::uint64_t padding_before) {
   if (bytes == 0) return;
   const char* p = static_cast<const char*>(data);
-  if (!pending_.empty() && address == pending_address_ + pending_.size() && pending_.size() + bytes <= kGatherBytes) {
-    pending_.insert(pending_.end(), p, p + bytes);
+  const bool small = bytes <= kGatherBytes / 4;
+  if (pending_bytes_ > 0 && small && padding_before > 0 && padding_before <= kDirectAlign &&
+      address == pending_address_ + pending_bytes_ + padding_before)
+    append(nullptr, padding_before);
+  if (pending_bytes_ > 0 && address == pending_address_ + pending_bytes_ && small) {
+    append(p, bytes);
     return;
   }
   flush();
-  if (bytes > kGatherBytes / 4) {
-    write_now(address, data, bytes);
+  if (!small) {
+    write_now(address, data, bytes, kDirectMinBytes);
     return;
   }
-  if (pending_.capacity() == 0) pending_.reserve(kGatherBytes);
-  pending_.assign(p, p + bytes);
+  if (!gather_) {
+    gather_ = static_cast<char*>(std::aligned_alloc(kDirectAlign, kGatherBytes + kDirectAlign));
+    if (!gather_) throw IoError("write " + path_ + ": cannot allocate a gather buffer");
+  }
   pending_address_ = address;
+  std::memcpy(pending_data(), p, bytes);
+  pending_bytes_ = bytes;
+}
+
+void CoalescingWriter::write_full_buffer() {
+  const std::uint64_t end = pending_address_ + pending_bytes_;
+  const std::uint64_t cut = end / kDirectAlign * kDirectAlign;  // > pending_address_: the buffer spans a unit
+  struct Clear {                                                // when the write throws, nothing stays pending
+    std::uint64_t& bytes;
+    bool done = false;
+    ~Clear() {
+      if (!done) bytes = 0;
+    }
+  } clear{pending_bytes_};
+  write_now(pending_address_, pending_data(), cut - pending_address_, kDirectMinBytes);
+  clear.done = true;
+  const std::uint64_t keep = end - cut;
+  std::memmove(gather_, pending_data() + (cut - pending_address_), keep);  // cut % kDirectAlign == 0
+  pending_address_ = cut;
+  pending_bytes_ = keep;
 }
 
 void CoalescingWriter::flush() {
-  if (pending_.empty()) return;
-  struct Clear {  // also when the write throws; keeps the capacity
-    std::vector<char>& v;
-    ~Clear() { v.clear(); }
-  } clear{pending_};
-  write_now(pending_address_, pending_.data(), pending_.size());
+  if (pending_bytes_ == 0) return;
+  struct Clear {  // also when the write throws
+    std::uint64_t& bytes;
+    ~Clear() { bytes = 0; }
+  } clear{pending_bytes_};
+  write_now(pending_address_, pending_data(), pending_bytes_, kDirectGatheredMinBytes);
 }
 
 DirectReader::~DirectReader() {

@@ -91,6 +91,10 @@ class RawFile {
   int fd_ = -1;
 };
 
+// O_DIRECT offsets, lengths and buffers are multiples of this (the largest logical block
+// size in common use).
+inline constexpr std::uint64_t kDirectIoAlignment = 4096;
+
 // Collects contiguous writes of one rank, merges those whose file ranges follow each other
 // into one buffer and writes each run with one call. flush() must be called before the
 // file is closed; large writes go straight from the caller's memory.
@@ -107,17 +111,33 @@ class CoalescingWriter {
   // e.g. on tmpfs) everything stays buffered. The caller still fsyncs the file.
   void enable_direct_io();
   bool direct_io() const { return direct_fd_ >= 0; }
-  void write(std::uint64_t address, const void* data, std::uint64_t bytes);
+  // `padding_before`: the caller's promise that the bytes just before `address` are padding
+  // that no rank writes; when the gathered bytes end right before them, they are filled with
+  // zeros so that the run continues (packed tensors lie 64-byte aligned).
+  void write(std::uint64_t address, const void* data, std::uint64_t bytes, std::uint64_t padding_before = 0);
   void flush();
 
  private:
-  void write_now(std::uint64_t address, const void* data, std::uint64_t bytes);
+  // Direct (the aligned middle) when at least `direct_min_bytes`, else buffered.
+  void write_now(std::uint64_t address, const void* data, std::uint64_t bytes, std::uint64_t direct_min_bytes);
+  // The gathered bytes; they start at gather_ + pending_address_ % the direct I/O alignment,
+  // so that their aligned middle is an aligned source (written direct without a copy).
+  char* pending_data() const;
+  // Appends to the gathered bytes, writing out each full buffer (write_full_buffer); null
+  // `data`: zeros.
+  void append(const char* data, std::uint64_t bytes);
+  // The gather buffer is full: writes it up to its last alignment boundary and keeps the
+  // rest (less than one alignment unit) gathering, so that a long run of small pieces goes
+  // out in whole aligned blocks and only the run's two ends are written unaligned (buffered,
+  // which waits behind the other ranks' direct writes for the file's lock).
+  void write_full_buffer();
   // Writes [address, address + bytes), both multiples of the direct I/O alignment, with
   // O_DIRECT; false when the file system refused it before anything was written.
   bool write_direct(std::uint64_t address, const char* data, std::uint64_t bytes);
   const RawFile& file_;
   std::string path_;
-  std::vector<char> pending_;
+  char* gather_ = nullptr;  // aligned; kGatherBytes plus one alignment unit, allocated when first needed
+  std::uint64_t pending_bytes_ = 0;
   std::uint64_t pending_address_ = 0;
   int direct_fd_ = -1;
   char* bounce_ = nullptr;  // aligned staging for sources that are not aligned themselves

@@ -248,18 +248,20 @@ void FileLoad::check_requests() {
   const int rank = comm.rank();
   agreed([&] {
     for (const auto& t : local) {
-      const std::string group = kGroupNames[t.group];
       const std::ptrdiff_t position = find_stored(t.group, *t.name);
       if (position < 0) continue;  // reported as missing
       const auto& st = index.tensors[static_cast<std::size_t>(position)];
-      const std::string where =
-          file_name + ": tensor " + qualified(group, *t.name) + " on rank " + std::to_string(rank);
+      // Built only for an error: at 100,000 tensors the text alone cost a planning step.
+      const auto where = [&] {
+        return file_name + ": tensor " + qualified(kGroupNames[t.group], *t.name) + " on rank " + std::to_string(rank);
+      };
       if (st.dtype != t.shard->dtype)
-        throw MismatchError(where + ": requested as " + std::string(dtype_name(t.shard->dtype)) + " but stored as " +
+        throw MismatchError(where() + ": requested as " + std::string(dtype_name(t.shard->dtype)) + " but stored as " +
                             std::string(dtype_name(st.dtype)));
       if (st.shape != t.shard->global_shape)
-        throw MismatchError(where + ": requested with global shape " + detail::shape_to_string(t.shard->global_shape) +
-                            " but stored with " + detail::shape_to_string(st.shape));
+        throw MismatchError(where() + ": requested with global shape " +
+                            detail::shape_to_string(t.shard->global_shape) + " but stored with " +
+                            detail::shape_to_string(st.shape));
       detail::StoredRequest q{static_cast<std::uint32_t>(position), {}};
       q.segments.reserve(t.segments.size());
       for (const auto& seg : t.segments) q.segments.push_back(seg.block);

@@ -14,21 +14,22 @@ std::vector<LocalTensor> collect_local_tensors(const Snapshot& snapshot, int ran
     const auto& dict = snapshot.group(kGroupNames[g]);
     if (!dict) continue;
     for (const auto& [name, shard] : *dict) {
-      const std::string where = qualified(kGroupNames[g], name);
+      // Built only for an error: at 100,000 tensors the names alone cost a planning step.
+      const auto where = [&] { return qualified(kGroupNames[g], name); };
       if (shard.device < kHostMemory)
-        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": device " +
+        throw UsageError("tensor " + where() + " on rank " + std::to_string(rank) + ": device " +
                          std::to_string(shard.device) + " is neither a CUDA device ordinal (>= 0) nor " +
                          "kHostMemory (-1)");
       if (shard.device != kHostMemory && allow_device && cuda::device_supported() &&
           shard.device >= cuda::device_count())
-        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": CUDA device " +
+        throw UsageError("tensor " + where() + " on rank " + std::to_string(rank) + ": CUDA device " +
                          std::to_string(shard.device) + " is not usable in this process (it sees " +
                          std::to_string(cuda::device_count()) + " CUDA devices)");
       if (shard.device != kHostMemory && !(allow_device && cuda::device_supported()))
-        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": device memory (CUDA device " +
+        throw UsageError("tensor " + where() + " on rank " + std::to_string(rank) + ": device memory (CUDA device " +
                          std::to_string(shard.device) + ") is not supported by this build; pass host memory");
       if (auto problem = piece_problem(shard); !problem.empty())
-        throw UsageError("tensor " + where + " on rank " + std::to_string(rank) + ": " + problem);
+        throw UsageError("tensor " + where() + " on rank " + std::to_string(rank) + ": " + problem);
       out.push_back(LocalTensor{g, &name, &shard, segments_of(shard)});
     }
   }

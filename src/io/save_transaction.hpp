@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 
 #include "ckptio/checkpoint_io.hpp"
 #include "core/write_plan.hpp"
+#include "h5/index_codec.hpp"
 #include "io/local_tensors.hpp"
 #include "mpi/agree.hpp"
 
@@ -103,6 +105,8 @@ class SaveTransaction {
     }
   }
   std::uint64_t file_size_estimate() const;
+  // End of create(): every rank's blob record; rank 0 starts encoding the index.
+  void prepare_index();
   // save_fault_point of this transaction's phase `phase` (save.<phase> or local.node.<phase>).
   void fault_point_of(std::string_view phase) const;
 
@@ -121,7 +125,16 @@ class SaveTransaction {
   std::filesystem::path partial_;
   std::unique_ptr<h5::ContainerWriter> writer_;
   std::uint64_t reserved_bytes_ = 0;
-  std::string my_checksums_;  // h5/index_tables.hpp
+  std::string my_checksums_;                // h5/index_tables.hpp
+  std::vector<h5::BlobRecord> rank_blobs_;  // every rank's blob record (prepare_index)
+  // Rank 0: the index text with every piece checksum 0 and where the checksums go, encoded
+  // on another thread while write() runs; metadata() fills the checksums in. Declared after
+  // plan_, which that thread reads: destroyed (waited for) before it.
+  struct PreparedIndex {
+    std::string text;
+    h5::ChecksumPlaces places;
+  };
+  std::future<PreparedIndex> prepared_index_;
   bool checksummed_ = false;  // my_checksums_ is complete before write() (stage_written_pieces)
   bool partial_may_exist_ = false;
   bool committed_ = false;

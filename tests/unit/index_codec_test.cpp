@@ -3,6 +3,7 @@
 // places round trip, and malformed packed records are refused with their reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include "ckptio/error.hpp"
 #include "core/piece_checksum.hpp"
 #include "h5/index_codec.hpp"
+#include "h5/index_tables.hpp"
 
 namespace ckptio::detail::h5 {
 namespace {
@@ -41,6 +43,59 @@ TEST(IndexCodec, TextEqualsTheDocumentDump) {
     const ContainerIndex index = sample(packed);
     EXPECT_EQ(encode_index(index), encode_index_as_document(index)) << "packed " << packed;
   }
+}
+
+// A save encodes the index before the checksums exist and fills them in afterwards: the
+// filled text is byte for byte the text of the index with its checksums.
+TEST(IndexCodec, ChecksumsFilledIntoTheTextGiveTheTextOfTheFinishedIndex) {
+  const ContainerIndex finished = sample(true);
+  ContainerIndex skeleton = finished;
+  for (auto& t : skeleton.tensors)
+    for (auto& p : t.pieces) {
+      p.xxh3 = 0;
+      std::fill(p.chunks.begin(), p.chunks.end(), 0);
+    }
+  ChecksumPlaces places;
+  std::string text = encode_index(skeleton, places);
+  ASSERT_EQ(places.first_piece.size(), finished.tensors.size() + 1);
+  ASSERT_EQ(places.pieces.size(), 9u);
+  // Rank 0's table holds the first pieces, rank 1's the second ones (with chunks).
+  std::vector<std::string> tables(2);
+  for (std::size_t ti = 0; ti < finished.tensors.size(); ++ti)
+    for (std::size_t pi = 0; pi < finished.tensors[ti].pieces.size(); ++pi) {
+      const IndexPiece& p = finished.tensors[ti].pieces[pi];
+      append_piece_checksums(tables[p.writer], ti, pi, {p.xxh3, p.chunks});
+    }
+  const std::size_t length = text.size();
+  fill_piece_checksums(text, places, tables);
+  EXPECT_EQ(text.size(), length);
+  EXPECT_EQ(text, encode_index(finished));
+}
+
+TEST(IndexCodec, FillingChecksumsRefusesATableThatDoesNotFitTheIndex) {
+  ContainerIndex index = sample(false);
+  ChecksumPlaces places;
+  std::string text = encode_index(index, places);
+  const auto fill_error = [&](const std::string& table) -> std::string {
+    try {
+      fill_piece_checksums(text, places, {table});
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "<no error>";
+  };
+  const auto table = [](std::size_t tensor, std::size_t piece, std::vector<std::uint64_t> chunks) {
+    std::string out;
+    append_piece_checksums(out, tensor, piece, {9, std::move(chunks)});
+    return out;
+  };
+  EXPECT_EQ(fill_error(table(5, 0, {})), "piece checksum table: entry out of range");
+  EXPECT_EQ(fill_error(table(4, 1, {})), "piece checksum table: entry out of range");
+  EXPECT_EQ(fill_error(table(0, 1, {1, 2})), "piece checksum table: 2 chunk checksums where the index has 3");
+  std::string cut = table(0, 1, {1, 2, 3});
+  cut.resize(cut.size() - 1);
+  EXPECT_EQ(fill_error(cut), "piece checksum table: cut short");
+  EXPECT_EQ(text, encode_index(index)) << "a refused table changes nothing it had not reached";
 }
 
 // A node-local container (its node_part) is written and read back, in the document's key order.
