@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "ckptio/error.hpp"
+#include "core/asked_items.hpp"
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
@@ -132,6 +133,7 @@ struct FileLoad {
     return -1;
   }
   std::vector<detail::StoredRequest> requests;  // this rank's pieces of stored tensors
+  bool shared_requests = true;                  // some stored tensor is asked for by two ranks or more (check_keys)
   std::vector<const LocalTensor*> request_tensor;
   detail::WritePlan read_plan;
 
@@ -201,7 +203,13 @@ void FileLoad::check_keys() {
     else
       my_missing += std::string(kGroupNames[t.group]) + "/" + *t.name + '\n';
   }
-  comm.allreduce_bitwise_or(asked);
+  // One reduction tells which stored tensors some rank asks for, and whether two ranks ask
+  // for the same one (else every rank reads all it asks for: check_requests).
+  std::vector<std::uint64_t> reduced = detail::asked_items_contribution(asked, comm.rank(), comm.size());
+  comm.allreduce_bitwise_or(reduced);
+  detail::AskedItems asked_by = detail::asked_items(reduced, asked.size(), comm.size());
+  asked = std::move(asked_by.any);
+  shared_requests = asked_by.any_shared();
   std::set<std::pair<std::string, std::string>> missing;
   for (const auto& keys : comm.allgather_bytes(my_missing)) {
     std::size_t pos = 0;
@@ -269,16 +277,28 @@ void FileLoad::check_requests() {
       request_tensor.push_back(&t);
     }
   });
+  const auto describe = [&](std::size_t i, detail::PlannedTensor& t) {
+    t.group = stored_group[i];
+    t.dtype = index.tensors[i].dtype;
+  };
+  // No stored tensor asked for by two ranks (each rank holds whole tensors of its own, as
+  // in expert parallelism; decided alike on every rank): each rank reads every piece it
+  // asked for and sends none, so its plan is its own and no requests travel.
+  if (!shared_requests) {
+    agreed([&] {
+      std::vector<std::vector<detail::StoredRequest>> only_mine(comm.size());
+      only_mine[rank] = std::move(requests);
+      read_plan = detail::make_read_plan(only_mine, index.tensors.size(), describe);
+    });
+    return;
+  }
   // Tensors travel as their positions in the index, which every rank decoded alike.
   const auto gathered = comm.allgather_bytes(detail::encode_stored_requests(requests));
   agreed([&] {
     std::vector<std::vector<detail::StoredRequest>> all;
     all.reserve(gathered.size());
     for (const auto& bytes : gathered) all.push_back(detail::decode_stored_requests(bytes, index.tensors.size()));
-    read_plan = detail::make_read_plan(all, index.tensors.size(), [&](std::size_t i, detail::PlannedTensor& t) {
-      t.group = stored_group[i];
-      t.dtype = index.tensors[i].dtype;
-    });
+    read_plan = detail::make_read_plan(all, index.tensors.size(), describe);
   });
 }
 
