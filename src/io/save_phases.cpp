@@ -135,9 +135,10 @@ void SaveTransaction::create() {
   prepare_index();
 }
 
-// Everything in the index but the piece checksums is known once the file's places are: rank
-// 0 encodes it on another thread while the pieces are written (at 100,000 tensors that took
-// 0.1-0.2 s of the save's critical path), and metadata() only writes the checksums into it.
+// Everything in the index but the piece checksums is known once the file's places are: in a
+// synchronous save rank 0 encodes it on another thread while the pieces are written (at
+// 100,000 tensors that took 0.1-0.2 s of the save's critical path), and metadata() only
+// writes the checksums into it.
 void SaveTransaction::prepare_index() {
   const auto& blob = snapshot_->rank_blob;
   const auto blob_records =
@@ -155,25 +156,29 @@ void SaveTransaction::prepare_index() {
     head.nodes = nodes_;
     head.running_state = {running_json_.size(), xxh3_64(running_json_.data(), running_json_.size())};
     head.rank_blobs = rank_blobs_;
-    prepared_index_ =
-        std::async(std::launch::async, [this, index = std::move(head), packed = std::move(packed_offsets)]() mutable {
-          index.tensors.reserve(plan_.tensors.size());
-          for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
-            const auto& t = plan_.tensors[ti];
-            h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}, packed[ti]};
-            it.pieces.reserve(t.pieces.size());
-            for (const auto& p : t.pieces) {
-              it.pieces.push_back({p.block, p.writer, 0, {}});
-              // checksum_piece's chunk checksums: none for a piece of at most one chunk.
-              if (p.bytes > kChecksumChunkBytes)
-                it.pieces.back().chunks.assign(chunk_count(p.bytes, kChecksumChunkBytes), 0);
-            }
-            index.tensors.push_back(std::move(it));
-          }
-          PreparedIndex prepared;
-          prepared.text = h5::encode_index(index, prepared.places);
-          return prepared;
-        });
+    // In a background save (save_async) the encoding runs at metadata() on the I/O thread
+    // itself: a thread started from there slowed the caller's compute loop by a third in
+    // the background-save benchmark (docs/PERFORMANCE.md, "Background saves"), and there
+    // nobody waits for the save's critical path.
+    const auto policy = in_background_ ? std::launch::deferred : std::launch::async;
+    prepared_index_ = std::async(policy, [this, index = std::move(head), packed = std::move(packed_offsets)]() mutable {
+      index.tensors.reserve(plan_.tensors.size());
+      for (std::size_t ti = 0; ti < plan_.tensors.size(); ++ti) {
+        const auto& t = plan_.tensors[ti];
+        h5::IndexTensor it{kGroupNames[t.group], t.name, t.dtype, t.shape, {}, packed[ti]};
+        it.pieces.reserve(t.pieces.size());
+        for (const auto& p : t.pieces) {
+          it.pieces.push_back({p.block, p.writer, 0, {}});
+          // checksum_piece's chunk checksums: none for a piece of at most one chunk.
+          if (p.bytes > kChecksumChunkBytes)
+            it.pieces.back().chunks.assign(chunk_count(p.bytes, kChecksumChunkBytes), 0);
+        }
+        index.tensors.push_back(std::move(it));
+      }
+      PreparedIndex prepared;
+      prepared.text = h5::encode_index(index, prepared.places);
+      return prepared;
+    });
   });
 }
 

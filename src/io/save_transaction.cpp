@@ -108,6 +108,7 @@ std::filesystem::path SaveTransaction::run() {
 void SaveTransaction::continue_on(const Comm& comm, const Snapshot& staged) {
   comm_ = &comm;
   snapshot_ = &staged;
+  in_background_ = true;
   // The staged copy has the same tensors in the same order; its shards not written by this
   // rank may still be in device memory, and are never read.
   local_ = collect_local_tensors(staged, comm.rank(), true);

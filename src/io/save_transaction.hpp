@@ -137,6 +137,7 @@ class SaveTransaction {
   std::future<PreparedIndex> prepared_index_;
   bool checksummed_ = false;  // my_checksums_ is complete before write() (stage_written_pieces)
   bool partial_may_exist_ = false;
+  bool in_background_ = false;  // the phases after plan() run on save_async's I/O thread (continue_on)
   bool committed_ = false;
   bool aborted_ = false;
   int node_ = 0;
