@@ -5,7 +5,7 @@
 source "$(dirname "$0")/multinode_lib.sh"
 
 root=$WORK/root
-run_helper save -N 2 --ntasks-per-node=2 -- save "$root" --mib 12 --hint cb_nodes=2 --hint romio_cb_write=enable ||
+run_helper save -N 2 --ntasks-per-node=2 -w node1,node2 -- save "$root" --mib 12 --hint cb_nodes=2 --hint romio_cb_write=enable ||
   fail "the save failed"
 expect_line "$WORK/save.log" "MPI-IO hints in effect for .*: cb_nodes=[0-9]+ romio_cb_write=.*"
 expect_equal "save: hosts" "node1 node1 node2 node2" "$(field save hosts)"

@@ -6,10 +6,12 @@
 source "$(dirname "$0")/multinode_lib.sh"
 
 root=$WORK/root
-run_helper save -N 2 --ntasks-per-node=2 -- save "$root" --mib 12 || fail "the save failed"
+# The nodes are named: of the cluster's 4, Slurm may otherwise pick others (a node the job
+# before has not yet given back), and the host lists below are exact.
+run_helper save -N 2 --ntasks-per-node=2 -w node1,node2 -- save "$root" --mib 12 || fail "the save failed"
 expect_equal "save: hosts" "node1 node1 node2 node2" "$(field save hosts)"
 
-run_helper load_3x1 -N 3 --ntasks-per-node=1 -- load "$root" --mib 12 || fail "the 3x1 load failed"
+run_helper load_3x1 -N 3 --ntasks-per-node=1 -w node1,node2,node3 -- load "$root" --mib 12 || fail "the 3x1 load failed"
 expect_equal "3x1: hosts" "node1 node2 node3" "$(field load_3x1 hosts)"
 expect_equal "3x1: bit-exact" yes "$(field load_3x1 bit-exact)"
 expect_equal "3x1: bytes read over all nodes (replicated pieces once)" "$(field load_3x1 'unique bytes')" \
