@@ -24,10 +24,10 @@ struct PieceChecksums {
 // The checksums of `bytes` bytes at `data`.
 PieceChecksums checksum_piece(const void* data, std::uint64_t bytes, std::uint64_t chunk_bytes);
 
-// Copies `bytes` bytes from `source` to `destination` (copy_streaming) one checksum chunk at
-// a time and returns the checksums of the bytes, the same as checksum_piece(source, ...):
-// each chunk is hashed right after its copy, from the source, which the copy has just
-// brought into the cache, so that the bytes are read from memory once, not twice.
+// Copies `bytes` bytes from `source` to `destination` one checksum chunk at a time and
+// returns the checksums of the bytes, the same as checksum_piece(source, ...): each chunk is
+// copied and hashed in one pass (copy_and_xxh3_64), so that the bytes are read from memory
+// once, not twice.
 PieceChecksums copy_and_checksum_piece(void* destination, const void* source, std::uint64_t bytes,
                                        std::uint64_t chunk_bytes);
 
@@ -36,5 +36,9 @@ std::uint64_t hash_of_chunks(const std::vector<std::uint64_t>& chunks) noexcept;
 
 // Number of chunks of a piece of `bytes` bytes (0 for an empty piece).
 std::uint64_t chunk_count(std::uint64_t bytes, std::uint64_t chunk_bytes) noexcept;
+
+// Number of chunk checksums a piece of `bytes` bytes has: none for a piece of at most one
+// chunk (its piece checksum is the hash of its bytes), else chunk_count.
+std::uint64_t chunk_checksum_count(std::uint64_t bytes, std::uint64_t chunk_bytes) noexcept;
 
 }  // namespace ckptio::detail

@@ -169,9 +169,7 @@ void SaveTransaction::prepare_index() {
         it.pieces.reserve(t.pieces.size());
         for (const auto& p : t.pieces) {
           it.pieces.push_back({p.block, p.writer, 0, {}});
-          // checksum_piece's chunk checksums: none for a piece of at most one chunk.
-          if (p.bytes > kChecksumChunkBytes)
-            it.pieces.back().chunks.assign(chunk_count(p.bytes, kChecksumChunkBytes), 0);
+          it.pieces.back().chunks.assign(chunk_checksum_count(p.bytes, kChecksumChunkBytes), 0);
         }
         index.tensors.push_back(std::move(it));
       }
