@@ -70,6 +70,26 @@ void evict(const std::filesystem::path& file) {
   ::close(fd);
 }
 
+// Loads `path` into `loaded` with `io` from a cold page cache and checks every byte; on rank
+// 0, outside tmpfs (all page cache), also what the load left of `dataset` in the page cache:
+// none of it after a direct load, all of it after a buffered one.
+void expect_cold_load_bit_exact(CheckpointIO& io, bool direct, const std::filesystem::path& path, TestState& loaded,
+                                const char* dataset) {
+  loaded.poison();
+  if (world_rank() == 0) evict(path);
+  MPI_Barrier(MPI_COMM_WORLD);
+  io.load(path, loaded.snapshot());
+  EXPECT_EQ(loaded.check(), "");
+  if (world_rank() == 0 && !on_tmpfs(path)) {
+    const double resident = resident_fraction(path, dataset);
+    if (direct)
+      EXPECT_LT(resident, 0.05) << "a direct load read " << dataset << " through the page cache";
+    else
+      EXPECT_GT(resident, 0.95) << "a buffered load should leave " << dataset << " in the page cache";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 // Whether the kernel reads `file` with O_DIRECT (newer kernels accept it on tmpfs, older
 // ones refuse it at open).
 bool direct_read_accepted(const std::filesystem::path& file) {
@@ -243,7 +263,6 @@ TEST(DirectIo, LoadIntoAlignedAndUnalignedMemoryIsBitExact) {
   const auto path = io.save(saved.snapshot());
   options.direct_io = false;
   CheckpointIO buffered(MPI_COMM_WORLD, dir / "buffered", options);
-  const bool tmpfs = on_tmpfs(dir.path());
   // Page-aligned memory (read straight into it), three unaligned placements (through the
   // aligned buffer) and wherever the allocator puts it; then a buffered load for contrast.
   const std::optional<std::size_t> placements[] = {0, 16, 4095, 2048, std::nullopt, 0};
@@ -252,19 +271,7 @@ TEST(DirectIo, LoadIntoAlignedAndUnalignedMemoryIsBitExact) {
     SCOPED_TRACE(std::string(direct ? "direct" : "buffered") + " load into memory at page offset " +
                  (placements[i] ? std::to_string(*placements[i]) : std::string("(allocator's)")));
     TestState loaded(specs(), rank, ranks, placements[i]);
-    loaded.poison();
-    if (rank == 0) evict(path);
-    MPI_Barrier(MPI_COMM_WORLD);
-    (direct ? io : buffered).load(path, loaded.snapshot());
-    EXPECT_EQ(loaded.check(), "");
-    if (rank == 0 && !tmpfs) {
-      const double resident = resident_fraction(path);
-      if (direct)
-        EXPECT_LT(resident, 0.05) << "a direct load read through the page cache";
-      else
-        EXPECT_GT(resident, 0.95) << "a buffered load should leave the data in the page cache";
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
+    expect_cold_load_bit_exact(direct ? io : buffered, direct, path, loaded, "/model/big.w");
   }
 }
 
@@ -336,19 +343,7 @@ TEST(DirectIo, ManySmallPackedTensorsRoundTripBitExactAndBypassThePageCache) {
   for (const bool direct : {true, false}) {
     SCOPED_TRACE(direct ? "direct load" : "buffered load");
     TestState loaded(loaded_specs, rank, ranks);
-    loaded.poison();
-    if (rank == 0) evict(path);
-    MPI_Barrier(MPI_COMM_WORLD);
-    (direct ? io : buffered).load(path, loaded.snapshot());
-    EXPECT_EQ(loaded.check(), "");
-    if (rank == 0 && !tmpfs) {
-      const double resident = resident_fraction(path, "/_ckptio/packed/model");
-      if (direct)
-        EXPECT_LT(resident, 0.05) << "a direct load read the packed tensors through the page cache";
-      else
-        EXPECT_GT(resident, 0.95) << "a buffered load should leave the data in the page cache";
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
+    expect_cold_load_bit_exact(direct ? io : buffered, direct, path, loaded, "/_ckptio/packed/model");
   }
 }
 

@@ -42,18 +42,6 @@ void for_each_piece_checksums(const std::string& bytes, Visit&& visit) {
 
 }  // namespace
 
-void apply_piece_checksums(ContainerIndex& index, const std::vector<std::string>& tables) {
-  for (const auto& bytes : tables)
-    for_each_piece_checksums(bytes, [&](const std::uint64_t head[4], const char* chunks) {
-      if (head[0] >= index.tensors.size() || head[1] >= index.tensors[head[0]].pieces.size())
-        throw FormatError("piece checksum table: entry out of range");
-      auto& piece = index.tensors[head[0]].pieces[head[1]];
-      piece.xxh3 = head[2];
-      piece.chunks.resize(head[3]);
-      if (head[3]) std::memcpy(piece.chunks.data(), chunks, head[3] * sizeof(std::uint64_t));
-    });
-}
-
 void fill_piece_checksums(std::string& text, const ChecksumPlaces& places, const std::vector<std::string>& tables) {
   const std::size_t tensors = places.first_piece.empty() ? 0 : places.first_piece.size() - 1;
   for (const auto& bytes : tables)

@@ -16,10 +16,6 @@ namespace ckptio::detail::h5 {
 // ContainerIndex::tensors and its pieces) to this rank's table.
 void append_piece_checksums(std::string& table, std::size_t tensor, std::size_t piece, const PieceChecksums& sums);
 
-// Sets the whole-piece and chunk checksums in `index` from every rank's table. Throws
-// FormatError when a table names a piece that `index` does not have or is cut short.
-void apply_piece_checksums(ContainerIndex& index, const std::vector<std::string>& tables);
-
 // Writes every rank's checksums into the places of `text` (encode_index with places) that
 // the index's placeholders hold, leaving its length as it is. FormatError when a table
 // names a piece the index does not have, or another number of chunks than it has.

@@ -47,34 +47,66 @@ cases=(
   "local.commit@2#5 4|5 async"
 )
 
-for case in "${cases[@]}"; do
-  read -r fault expect mode <<<"$case"
-  point=${fault%%[@#]*}
-  dir=$WORK/${fault//[@#]/-}${mode:+-$mode}
-  mode_flags=()
+# check_case <index> <case>: one kill and the rerun after it, in a folder and logs of its own;
+# exits (fail) at the first thing that is wrong.
+check_case() {
+  local n=$1 fault expect mode
+  read -r fault expect mode <<<"$2"
+  local point=${fault%%[@#]*}
+  local dir=$WORK/${fault//[@#]/-}${mode:+-$mode}
+  local killed=killed$n resumed=resumed$n
+  local mode_flags=()
   [[ $mode == async ]] && mode_flags=(--async-save)
   echo "== kill at $fault${mode:+ ($mode)}"
-  status=0
-  CKPTIO_FAULT_INJECT="$fault:kill" run_trainer "$RANKS" killed --ckpt-dir "$dir/shared" --local-dir "$dir/local" \
+  local status=0
+  CKPTIO_FAULT_INJECT="$fault:kill" run_trainer "$RANKS" "$killed" --ckpt-dir "$dir/shared" --local-dir "$dir/local" \
     "${flags[@]}" "${mode_flags[@]}" || status=$?
   [[ $status -ne 0 ]] || fail "$fault: the run that should have been killed ended normally"
   [[ $status -ne 124 ]] || fail "$fault: the killed run hung"
-  expect_line killed "fault injection: killing this process at $point\$"
-  expect_no_line killed '^final digest:'
+  expect_line "$killed" "fault injection: killing this process at $point\$"
+  expect_no_line "$killed" '^final digest:'
 
-  run_trainer "$RANKS" resumed --ckpt-dir "$dir/shared" --local-dir "$dir/local" "${flags[@]}" "${mode_flags[@]}" --resume ||
-    fail "$fault: the rerun failed"
+  run_trainer "$RANKS" "$resumed" --ckpt-dir "$dir/shared" --local-dir "$dir/local" "${flags[@]}" "${mode_flags[@]}" \
+    --resume || fail "$fault: the rerun failed"
   if [[ $expect == 0 ]]; then
-    expect_line resumed '^no checkpoint in .*: starting fresh$'
+    expect_line "$resumed" '^no checkpoint in .*: starting fresh$'
   else
-    got=$(sed -n 's/^resumed from \(local\|shared\) checkpoint global_step \([0-9]*\)$/\1 \2/p' "$WORK/resumed.log")
+    local got
+    got=$(sed -n 's/^resumed from \(local\|shared\) checkpoint global_step \([0-9]*\)$/\1 \2/p' "$WORK/$resumed.log")
     [[ -n $got ]] || fail "$fault: the rerun printed no 'resumed from <level> checkpoint global_step <G>' line"
     [[ "|$expect|" == *"|${got#* }|"* ]] || fail "$fault: resumed from $got, expected global_step $expect"
     echo "  resumed from $got"
   fi
-  expect_equal "$fault: final digest" "$expected" "$(digest_of resumed)"
+  expect_equal "$fault: final digest" "$expected" "$(digest_of "$resumed")"
+  local leftovers
   leftovers=$(find "$dir/local" -name '*.partial')
   [[ -z $leftovers ]] || fail "$fault: half-written copies survived the rerun: $leftovers"
-  rm -rf "$dir" "$WORK/killed.log" "$WORK/resumed.log"
+  rm -rf "$dir" "$WORK/$killed.log" "$WORK/$resumed.log"
+}
+
+# Two cases at a time: a run of the trainer mostly waits (for Open MPI to start and stop, for
+# fsync), not on the processors. Each case's output is printed in the order of the cases.
+CASES_AT_ONCE=2
+case_pids=()
+finish_case() {
+  local n=$1 status=0 later
+  wait "${case_pids[n]}" || status=$?
+  cat "$WORK/case$n.out"
+  if [[ $status -ne 0 ]]; then
+    for later in "${case_pids[@]:n+1}"; do
+      # shellcheck disable=SC2046  # one word per process
+      kill -9 $(descendants "$later") "$later" 2>/dev/null || true
+    done
+    fail "the kill at ${cases[n]} failed (its output above)"
+  fi
+  rm -f "$WORK/case$n.out"
+}
+for n in "${!cases[@]}"; do
+  ((n < CASES_AT_ONCE)) || finish_case $((n - CASES_AT_ONCE))
+  check_case "$n" "${cases[n]}" >"$WORK/case$n.out" 2>&1 &
+  case_pids[n]=$!
+done
+for ((n = ${#cases[@]} - CASES_AT_ONCE; n < ${#cases[@]}; n++)); do
+  ((n < 0)) || finish_case "$n"
 done
 echo "local level crash safety: ${#cases[@]} kills, every rerun resumed from a complete checkpoint"
