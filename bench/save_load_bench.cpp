@@ -230,24 +230,30 @@ void measure_load(const Job& job, const BenchOptions& options, const Workload& w
   }
 }
 
-// A stand-in for a training step: arithmetic over a buffer that fits in cache, so that it
-// measures the CPU time left to training, not memory bandwidth. Returns a value so that the
-// compiler cannot drop the work.
-double compute_chunk(std::vector<double>& buffer) {
+// A stand-in for training steps: `chunks` rounds of arithmetic over a buffer that fits in
+// cache, so that it measures the CPU time left to training, not memory bandwidth. Returns a
+// value so that the compiler cannot drop the work. Never inlined: the loop timed alone and
+// the loop timed during a background save must be the same machine code. Inlined, each call
+// site got its own copy of the loop, compiled and aligned differently, and the copies ran at
+// speeds up to a third apart, which changed from build to build with unrelated code (the
+// "slowdown" was 0.8-0.9, faster during the save than alone, with one build's copies).
+[[gnu::noinline]] double compute_chunks(std::vector<double>& buffer, int chunks) {
   double sum = 0;
-  for (int pass = 0; pass < 64; ++pass)
-    for (double& v : buffer) {
-      v = v * 1.0000001 + 1e-9;
-      sum += v;
-    }
+  for (int chunk = 0; chunk < chunks; ++chunk)
+    for (int pass = 0; pass < 64; ++pass)
+      for (double& v : buffer) {
+        v = v * 1.0000001 + 1e-9;
+        sum += v;
+      }
   return sum;
 }
 
 // Collective. `options.async_saves` consecutive save_asyncs of the snapshot (new global steps
 // in `io`'s root), each while every rank runs compute chunks; prints, per save, the time the
 // caller was blocked in save_async, the whole save's time (to wait()), and how much slower
-// the chunks ran while the background write proceeded than alone. The first save grows the
-// staging pool (unless --reserve-staging reserved it beforehand, untimed); the others reuse it.
+// the chunks ran while the background write proceeded than alone (timed just before that
+// save). The first save grows the staging pool (unless --reserve-staging reserved it
+// beforehand, untimed); the others reuse it.
 void measure_async_save(const Job& job, const BenchOptions& options, const Workload& workload, ckptio::CheckpointIO& io,
                         ckptio::Snapshot snapshot, double sync_seconds, int repeat) {
   std::vector<double> buffer(4096, 1.0);
@@ -256,16 +262,13 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
   const double chunk_start = MPI_Wtime();
   int calibration_chunks = 0;
   while (MPI_Wtime() - chunk_start < 0.2 || calibration_chunks < 3) {
-    sink = sink + compute_chunk(buffer);
+    sink = sink + compute_chunks(buffer, 1);
     ++calibration_chunks;
   }
   const double chunk_seconds = (MPI_Wtime() - chunk_start) / calibration_chunks;
   int chunks = std::max(1, static_cast<int>(sync_seconds / chunk_seconds));
   MPI_Allreduce(MPI_IN_PLACE, &chunks, 1, MPI_INT, MPI_MAX, job.comm);
-  auto run_chunks = [&] {
-    for (int i = 0; i < chunks; ++i) sink = sink + compute_chunk(buffer);
-  };
-  const double alone = time_collective(job, run_chunks);
+  auto run_chunks = [&] { sink = sink + compute_chunks(buffer, chunks); };
 
   const double memcpy_seconds = memcpy_reference_seconds(job, snapshot);
   if (options.reserve_staging) io.reserve_staging(snapshot);
@@ -273,6 +276,10 @@ void measure_async_save(const Job& job, const BenchOptions& options, const Workl
     flush_dirty_pages(job.comm);
     std::this_thread::sleep_for(std::chrono::duration<double>(options.settle_seconds));
     snapshot.running.global_step += 1000;
+    // The loop alone, right before each save: on a shared or virtual machine its speed drifts
+    // by a fifth or more within a minute, so one measurement before all the saves made the
+    // slowdown of each save as noisy as that drift (0.4-1.3 for the same build).
+    const double alone = time_collective(job, run_chunks);
     MPI_Barrier(job.comm);
     const double start = MPI_Wtime();
     // CPU of the whole save on this rank but the calling thread's: the background save's
